@@ -1,0 +1,140 @@
+"""NATS: one connection helper, subject names, and the JetStream streams Warren declares.
+
+All subjects and stream names carry the ``nats_prefix`` setting, so several Warren
+deployments (or test runs) can share one NATS server without seeing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+DAY = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Subject and stream names under one prefix."""
+
+    prefix: str
+
+    def session_events(self, session_id: str) -> str:
+        """Numbered client events of one session (the durable event log)."""
+        return f"{self.prefix}.sessions.{session_id}.events"
+
+    @property
+    def session_lifecycle(self) -> str:
+        """Session created/running/paused/resumed/migrated/stopped notices."""
+        return f"{self.prefix}.sessions.lifecycle"
+
+    def trigger_events(self, provider: str) -> str:
+        """Inbound trigger events of one provider (webhooks, publishers, polls)."""
+        return f"{self.prefix}.triggers.events.{provider}"
+
+    def trigger_dead_letter(self, reason: str) -> str:
+        """Trigger events that could not be processed, with the reason as last token."""
+        return f"{self.prefix}.triggers.dead.{reason}"
+
+    def runs(self, stage: str) -> str:
+        """Work for the run pool: ``enrich`` or ``execute``."""
+        return f"{self.prefix}.runs.{stage}"
+
+    @property
+    def outbox_wake(self) -> str:
+        """Wake-up pings for the outbox dispatchers."""
+        return f"{self.prefix}.outbox.wake"
+
+    def stream(self, name: str) -> str:
+        """A stream name under this prefix (``SESSION_EVENTS`` → ``WARREN_SESSION_EVENTS``)."""
+        return f"{self.prefix.upper()}_{name}"
+
+
+def stream_configs(subjects: Subjects, *, event_max_age_s: int = 7 * DAY) -> list[StreamConfig]:
+    """Every stream Warren needs, with explicit limits."""
+    p = subjects.prefix
+    return [
+        StreamConfig(
+            name=subjects.stream("SESSION_EVENTS"),
+            subjects=[f"{p}.sessions.*.events"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=event_max_age_s,
+            max_msgs_per_subject=200_000,
+            max_bytes=8 * 1024**3,
+            max_msg_size=4 * 1024**2,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=subjects.stream("SESSION_LIFECYCLE"),
+            subjects=[subjects.session_lifecycle],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=30 * DAY,
+            max_bytes=1024**3,
+            max_msg_size=64 * 1024,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=subjects.stream("TRIGGER_EVENTS"),
+            subjects=[f"{p}.triggers.events.>", f"{p}.triggers.dead.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=14 * DAY,
+            max_bytes=16 * 1024**3,
+            max_msg_size=32 * 1024**2,
+            discard=DiscardPolicy.OLD,
+            duplicate_window=300,
+        ),
+        StreamConfig(
+            name=subjects.stream("RUNS"),
+            subjects=[f"{p}.runs.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            max_age=14 * DAY,
+            max_bytes=1024**3,
+            max_msg_size=64 * 1024,
+            duplicate_window=300,
+        ),
+        StreamConfig(
+            name=subjects.stream("OUTBOX"),
+            subjects=[subjects.outbox_wake],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=DAY,
+            max_msgs=100_000,
+            max_msg_size=4096,
+            discard=DiscardPolicy.OLD,
+        ),
+    ]
+
+
+async def connect(url: str, *, name: str = "warren") -> NATS:
+    """Connect to NATS with reconnects that outlast a server restart."""
+    nc: NATS = await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+    )
+    return nc
+
+
+async def declare_streams(js: JetStreamContext, subjects: Subjects) -> list[str]:
+    """Create or update every stream; safe to call from every process at start-up."""
+    names: list[str] = []
+    for config in stream_configs(subjects):
+        try:
+            await js.add_stream(config)
+        except BadRequestError as exc:
+            # 10058: the stream exists with another config; bring it to this one.
+            if exc.err_code != 10058:
+                raise
+            await js.update_stream(config)
+        names.append(str(config.name))
+    return names

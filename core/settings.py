@@ -1,0 +1,126 @@
+"""Warren's settings: one frozen struct read from ``WARREN_*`` environment variables.
+
+Every field maps to ``WARREN_<FIELD>`` (upper case). Values are validated once at
+start-up; a bad or missing value raises :class:`SettingsError` naming the variable, so
+a misconfigured process stops before it serves anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "WARREN_"
+
+# Fields that hold secrets: never echoed in errors or logs.
+SECRET_FIELDS = frozenset({"secret_key", "llm_api_key", "s3_secret_access_key", "github_token"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """All configuration of a Warren process. See README.md for the table."""
+
+    secret_key: Annotated[str, msgspec.Meta(min_length=32)]
+    """Signs cookies, WebSocket tokens, service tokens and sandbox tokens."""
+    database_url: str = "postgresql://127.0.0.1:5432/warren"
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_prefix: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,30}$")] = "warren"
+    """Namespace for JetStream stream names and subjects, so Warren shares a NATS safely."""
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    public_url: str = ""
+    """Base URL browsers and sandboxes use to reach the API; defaults to http://host:port."""
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    max_webhook_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 26_214_400
+    serve_replicas: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    serve_max_ongoing_requests: Annotated[int, msgspec.Meta(ge=8)] = 1000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data_dir: str = ".data"
+    cookie_secure: bool = False
+    ws_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
+    sandbox_provider: Literal["local", "modal", "e2b"] = "local"
+    sandbox_expiry_seconds: Annotated[int, msgspec.Meta(ge=30)] = 3600
+    opencode_bin: str = ""
+    """Path to the ``opencode`` binary; defaults to the one deploy/sandbox installs."""
+    artifact_store: Literal["local", "s3"] = "local"
+    s3_bucket: str = "warren"
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    llm_base_url: str = ""
+    """OpenAI-compatible endpoint for the agent's model; empty means the scripted model."""
+    llm_api_key: str = ""
+    llm_model: str = "scripted"
+    github_api_url: str = "https://api.github.com"
+    github_token: str = ""
+
+    @property
+    def api_url(self) -> str:
+        """The URL that reaches this deployment's API."""
+        return self.public_url.rstrip("/") or f"http://{self.http_host}:{self.http_port}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secret values masked, safe to log."""
+        out = msgspec.structs.asdict(self)
+        for name in SECRET_FIELDS:
+            if out.get(name):
+                out[name] = "***"
+        return out
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+def _raw_value(field_type: Any, text: str) -> Any:
+    if field_type == tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return text
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``).
+
+    Raises :class:`SettingsError` naming the first bad or missing variable.
+    """
+    env = os.environ if environ is None else environ
+    hints = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+    raw: dict[str, Any] = {}
+    for name, field_type in hints.items():
+        value = env.get(env_name(name))
+        if value is not None:
+            raw[name] = _raw_value(field_type, value)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        field = _field_from_error(str(exc))
+        if field is None:
+            raise SettingsError(ENV_PREFIX + "*", str(exc)) from None
+        reason = str(exc).split(" - at ")[0]
+        if field in SECRET_FIELDS or "required field" in reason:
+            reason = reason if "required field" in reason else "invalid value"
+        if "required field" in reason:
+            reason = "is required"
+        raise SettingsError(env_name(field), reason) from None
+
+
+def _field_from_error(message: str) -> str | None:
+    if "required field `" in message:
+        return message.split("required field `", 1)[1].split("`", 1)[0]
+    if "at `$." in message:
+        return message.split("at `$.", 1)[1].split("`", 1)[0].split("[", 1)[0]
+    return None

@@ -1,0 +1,135 @@
+"""Session-wide real services: Postgres, NATS, Ray and the Serve app, started once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from core.settings import Settings
+from tests.fixtures.net import free_port
+from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
+
+# Ray's own processes are kept quiet and on loopback (PLATFORM-NOTES).
+RAY_ENV = {
+    "RAY_NODE_IP_ADDRESS": "127.0.0.1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_task_events_report_interval_ms": "0",
+    "RAY_enable_timeline": "0",
+    "RAY_event_stats": "0",
+    "RAY_metrics_report_interval_ms": "60000",
+    "RAY_LOG_MONITOR_MANY_FILES_THRESHOLD": "0",
+}
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch folder for the whole test session."""
+    return tmp_path_factory.mktemp("warren")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(work_dir: Path) -> Iterator[str]:
+    """DSN of a Postgres server on which the session may create databases."""
+    with postgres_server(work_dir) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def nats_url(work_dir: Path) -> Iterator[str]:
+    """URL of a NATS server with JetStream."""
+    with nats_server(work_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh database for this test run, dropped at the end."""
+    dsn = await create_database(pg_admin_dsn)
+    yield dsn
+    await drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+async def settings(database_url: str, nats_url: str, work_dir: Path) -> Settings:
+    """Settings of the Warren under test: its own database, NATS prefix, port and data dir."""
+    return Settings(
+        secret_key=secrets.token_hex(32),
+        database_url=database_url,
+        nats_url=nats_url,
+        nats_prefix=f"wt{secrets.token_hex(4)}",
+        http_port=free_port(),
+        data_dir=str(work_dir / "data"),
+        max_body_bytes=65536,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test database (migrations are applied by the app or by tests)."""
+    from core.db import create_pool
+
+    pool = await create_pool(settings.database_url, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """Ray started once per test session: 2 CPUs, loopback, no dashboard."""
+    import ray
+
+    os.environ.update(RAY_ENV)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        namespace="warren",
+        _node_ip_address="127.0.0.1",
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def api_url(ray_cluster: None, settings: Settings) -> Iterator[str]:
+    """Base URL of the real Serve app, deployed once for the session."""
+    from ray import serve
+
+    from serve_app import build_app
+
+    serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
+    serve.run(build_app(settings), name="warren", route_prefix="/")
+    yield f"http://127.0.0.1:{settings.http_port}"
+    serve.shutdown()
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client on the API with its own cookie jar."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(api_url, cookie_jar=jar) as session:
+        yield session
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _delete_test_streams(settings: Settings) -> AsyncIterator[None]:
+    """Remove this run's JetStream streams from a shared NATS at the end."""
+    yield
+    from core.bus import Subjects, connect, stream_configs
+
+    nc = await connect(settings.nats_url, name="warren-test-cleanup")
+    js = nc.jetstream()
+    for config in stream_configs(Subjects(settings.nats_prefix)):
+        try:
+            await js.delete_stream(str(config.name))
+        except Exception:  # a stream this run never created
+            pass
+    await nc.close()
