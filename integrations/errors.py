@@ -66,3 +66,11 @@ class PollingNotSupportedError(Exception):
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(message)
         self.provider = provider
+
+
+class PayloadError(ValueError):
+    """A webhook body is not the JSON shape its provider documents."""
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider

@@ -18,7 +18,7 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AgentConfig:
+class SandboxAgentConfig:
     """Everything the agent needs to run; paths are absolute and already resolved."""
 
     token: str | None
@@ -69,10 +69,10 @@ def parse_port(env: Mapping[str, str], variable: str = "WARREN_AGENT_PORT") -> i
     return port
 
 
-def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
+def load_config(env: Mapping[str, str] | None = None) -> SandboxAgentConfig:
     """Build the configuration from ``env`` (default: the process environment)."""
     source = os.environ if env is None else env
-    return AgentConfig(
+    return SandboxAgentConfig(
         token=source.get("WARREN_SANDBOX_TOKEN") or None,
         workspace=_absolute_dir(source, "WARREN_WORKSPACE", create=False),
         state_dir=_absolute_dir(source, "WARREN_STATE_DIR", create=True),

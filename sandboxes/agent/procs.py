@@ -45,16 +45,16 @@ def session_members(sid: int) -> list[int]:
 
 def is_alive(pid: int) -> bool:
     """True when ``pid`` exists and is not a zombie."""
-    fields = _stat_fields(pid)
-    if fields is not None:
-        return bool(fields) and fields[0] != "Z"
+    if _PROC.is_dir():
+        fields = _stat_fields(pid)
+        return bool(fields) and fields is not None and fields[0] != "Z"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return not _PROC.is_dir()
+    return True
 
 
 def signal_session(sid: int, sig: signal.Signals) -> None:
@@ -80,9 +80,9 @@ def _tree_alive(sid: int) -> bool:
     return True
 
 
-async def terminate_session(sid: int, grace: float) -> None:
-    """SIGTERM the session's tree, wait up to ``grace`` seconds, then SIGKILL what is left."""
-    signal_session(sid, signal.SIGTERM)
+async def terminate_session(sid: int, grace: float, first: signal.Signals = signal.SIGTERM) -> None:
+    """Send ``first`` to the session's tree, wait up to ``grace`` seconds, then SIGKILL the rest."""
+    signal_session(sid, first)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not _tree_alive(sid):
