@@ -87,6 +87,8 @@ class RecordedRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The messages exactly as received."""
     tool_names: list[str]
     """Names of the tools the request offered."""
+    tools: list[dict[str, Any]] = []
+    """The tool definitions exactly as received (name, description, JSON-schema parameters)."""
     rule_index: int | None
     """Which rule answered (None: title request or no rule matched)."""
     step_index: int
@@ -141,12 +143,15 @@ class Delta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tool_calls: list[ToolCall] | None = None
 
 
+FinishReason = Literal["stop", "tool_calls"]
+
+
 class ChunkChoice(msgspec.Struct, frozen=True, kw_only=True):
     """One choice of a stream chunk; ``finish_reason`` is null until the last one."""
 
     index: int = 0
     delta: Delta
-    finish_reason: Literal["stop", "tool_calls"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -181,7 +186,7 @@ class CompletionChoice(msgspec.Struct, frozen=True, kw_only=True):
 
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop", "tool_calls"]
+    finish_reason: FinishReason
 
 
 class ChatCompletion(msgspec.Struct, frozen=True, kw_only=True):
