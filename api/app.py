@@ -8,16 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from api.cookies import SessionCookieRefresh
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routes import health
+from api.routes import api_keys, auth, health, orgs
 from api.state import AppState
 from core.logs import configure_logging
 from core.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API. Settings default to the ``WARREN_*`` environment; connections open on start."""
+    """Build the API (settings from ``WARREN_*`` by default); connections open on start."""
     resolved = settings or load_settings()
     configure_logging(resolved.log_level)
 
@@ -40,6 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             max_age=86400,
         )
+    app.add_middleware(SessionCookieRefresh)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(orgs.router)
+    app.include_router(api_keys.router)
     return app

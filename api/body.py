@@ -49,7 +49,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def decode(data: bytes, type_: type[T]) -> T:
-    """Decode JSON ``data`` into ``type_``: 400 for malformed JSON or a wrong type, naming the field."""
+    """Decode JSON ``data`` as ``type_``; 400 on bad JSON or a wrong type, naming the field."""
     if not data.strip():
         raise ApiError(400, "request body must be a JSON object", code="invalid_json")
     try:
@@ -57,7 +57,8 @@ def decode(data: bytes, type_: type[T]) -> T:
     except msgspec.ValidationError as exc:
         field = field_of(exc)
         raise ApiError(400, _reason(exc), code="invalid", field=field) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 in strings.
         raise ApiError(400, "request body is not valid JSON", code="invalid_json") from None
 
 

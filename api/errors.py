@@ -85,15 +85,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = _DEFAULT_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
-        status = 422 if first.get("type", "").startswith("missing") else 400
-        return error_response(status, "invalid", str(first.get("msg", "invalid input")), field)
+        # Malformed or missing input is 400 everywhere (as in api/body.py); 422 is kept for
+        # well-formed requests that break a business rule.
+        return error_response(400, "invalid", str(first.get("msg", "invalid input")), field)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

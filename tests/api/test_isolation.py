@@ -1,0 +1,152 @@
+"""Org isolation: nobody outside org B can read or change anything of org B.
+
+Later areas extend this file: add their org-scoped routes to ``ORG_ROUTES`` and, if a route
+needs an org-B resource, a seeder to ``SEEDERS`` that creates it and returns its placeholder.
+Every route is then checked for:
+- an outsider (member of org A only) → 404, with and without ``X-Org-Id: <org B>``;
+- an outsider's API key (org A) → 404;
+- a plain member of org B → 403 where the route needs a stronger role;
+and org B is checked to be unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.api.accounts import Account, assert_error, call
+from tests.api.conftest import AccountFactory, ClientFactory
+
+
+@dataclass(frozen=True)
+class OrgRoute:
+    """One org-scoped route; ``{name}`` placeholders are filled from the world."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    min_role: str = "member"
+    """The weakest org-B role that may use the route (for the 403 check)."""
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass
+class World:
+    """Org B with its owner, a plain member and an outsider from org A."""
+
+    owner_b: Account
+    member_b: Account
+    outsider: Account
+    outsider_key: str
+    values: dict[str, str] = field(default_factory=dict)
+
+    def fill(self, route: OrgRoute) -> tuple[str, Any]:
+        """The route's path and body with placeholders replaced."""
+        body = route.body
+        if body is not None:
+            body = {
+                k: v.format(**self.values) if isinstance(v, str) else v for k, v in body.items()
+            }
+        return route.path.format(**self.values), body
+
+
+ORG_ROUTES: list[OrgRoute] = [
+    OrgRoute("GET", "/api/orgs/{org_id}"),
+    OrgRoute("PATCH", "/api/orgs/{org_id}", {"name": "taken over"}, "admin"),
+    OrgRoute("GET", "/api/orgs/{org_id}/members"),
+    OrgRoute("POST", "/api/orgs/{org_id}/members", {"email": "{outsider_email}"}, "admin"),
+    OrgRoute("PATCH", "/api/orgs/{org_id}/members/{owner_id}", {"role": "member"}, "owner"),
+    OrgRoute("DELETE", "/api/orgs/{org_id}/members/{owner_id}", None, "admin"),
+    OrgRoute("DELETE", "/api/api-keys/{api_key_id}", None, "admin"),
+]
+
+Seeder = Callable[[World], Awaitable[dict[str, str]]]
+
+
+async def _seed_core(world: World) -> dict[str, str]:
+    owner = world.owner_b
+    status, key = await call(owner.client, "POST", "/api/api-keys", json={"name": "b"})
+    assert status == 201, key
+    return {
+        "org_id": owner.org_id,
+        "owner_id": owner.user_id,
+        "outsider_email": world.outsider.email,
+        "api_key_id": key["id"],
+    }
+
+
+SEEDERS: list[Seeder] = [_seed_core]
+
+
+@pytest.fixture
+async def world(account: AccountFactory) -> World:
+    """A fresh org B (owner + member) and an outsider with an API key of org A."""
+    owner_b, member_b, outsider = await account("Bea"), await account("Mo"), await account("Al")
+    status, body = await call(
+        owner_b.client,
+        "POST",
+        f"/api/orgs/{owner_b.org_id}/members",
+        json={"email": member_b.email, "role": "member"},
+    )
+    assert status == 201, body
+    status, active = await call(
+        member_b.client, "POST", "/api/auth/active-org", json={"org_id": owner_b.org_id}
+    )
+    assert status == 200, active
+    status, key = await call(outsider.client, "POST", "/api/api-keys", json={"name": "a"})
+    assert status == 201, key
+    built = World(owner_b, member_b, outsider, key["key"])
+    for seed in SEEDERS:
+        built.values.update(await seed(built))
+    return built
+
+
+async def _org_b_snapshot(world: World) -> Any:
+    owner = world.owner_b
+    results = []
+    for path in (f"/api/orgs/{owner.org_id}", f"/api/orgs/{owner.org_id}/members", "/api/api-keys"):
+        status, body = await call(owner.client, "GET", path)
+        assert status == 200, body
+        if "api_keys" in body:
+            body = [(k["id"], k["name"]) for k in body["api_keys"]]
+        results.append(body)
+    return results
+
+
+@pytest.mark.parametrize("route", ORG_ROUTES, ids=str)
+async def test_outsider_gets_404(world: World, route: OrgRoute, new_client: ClientFactory) -> None:
+    before = await _org_b_snapshot(world)
+    path, body = world.fill(route)
+    attempts = [
+        (world.outsider.client, None),
+        (world.outsider.client, {"X-Org-Id": world.owner_b.org_id}),
+        (new_client(), {"Authorization": f"Bearer {world.outsider_key}"}),
+    ]
+    for client, headers in attempts:
+        status, err = await call(client, route.method, path, json=body, headers=headers)
+        assert status == 404, (route, headers, err)
+        assert_error(err, "not_found")
+    assert await _org_b_snapshot(world) == before
+
+
+@pytest.mark.parametrize("route", [r for r in ORG_ROUTES if r.min_role != "member"], ids=str)
+async def test_member_lacking_the_role_gets_403(world: World, route: OrgRoute) -> None:
+    before = await _org_b_snapshot(world)
+    path, body = world.fill(route)
+    status, err = await call(world.member_b.client, route.method, path, json=body)
+    assert status == 403, (route, err)
+    assert_error(err, "forbidden")
+    assert await _org_b_snapshot(world) == before
+
+
+async def test_anonymous_gets_401_everywhere(world: World, new_client: ClientFactory) -> None:
+    for route in ORG_ROUTES:
+        path, body = world.fill(route)
+        status, err = await call(new_client(), route.method, path, json=body)
+        assert status == 401, (route, err)
+        assert_error(err, "unauthorized")

@@ -1,0 +1,54 @@
+"""Settings validation: missing or bad variables are named, secrets never echoed."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.settings import SettingsError, load_settings
+
+SECRET = "super-secret-value-that-must-not-leak-0123456789"
+
+
+def test_valid_environment_loads() -> None:
+    settings = load_settings({"WARREN_SECRET_KEY": SECRET, "WARREN_HTTP_PORT": "8123"})
+    assert settings.http_port == 8123
+    assert settings.redacted()["secret_key"] == "***"
+
+
+def test_missing_secret_key_is_named() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"WARREN_HTTP_PORT": "8000"})
+    assert info.value.variable == "WARREN_SECRET_KEY"
+    assert "WARREN_SECRET_KEY" in str(info.value)
+
+
+@pytest.mark.parametrize("port", ["not-a-port", "0", "70000", "-1", ""])
+def test_bad_http_port_is_named(port: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"WARREN_SECRET_KEY": SECRET, "WARREN_HTTP_PORT": port})
+    assert info.value.variable == "WARREN_HTTP_PORT"
+    assert "WARREN_HTTP_PORT" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_short_secret_key_is_named_without_its_value() -> None:
+    short = "tooshort-secret"
+    with pytest.raises(SettingsError) as info:
+        load_settings({"WARREN_SECRET_KEY": short})
+    assert info.value.variable == "WARREN_SECRET_KEY"
+    assert short not in str(info.value)
+    assert short not in repr(info.value)
+
+
+def test_bad_secret_typed_field_does_not_echo_other_secrets() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            {
+                "WARREN_SECRET_KEY": SECRET,
+                "WARREN_LLM_API_KEY": "sk-live-abcdef",
+                "WARREN_LOG_LEVEL": "LOUD",
+            }
+        )
+    assert info.value.variable == "WARREN_LOG_LEVEL"
+    message = str(info.value)
+    assert SECRET not in message and "sk-live-abcdef" not in message
