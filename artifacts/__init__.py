@@ -1,0 +1,1 @@
+"""Artifact storage (verification uploads, run artifacts): a local folder or S3."""

@@ -6,7 +6,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
-from schemas.sandbox import CreateSandboxOptions
+from schemas.sandbox import CreateSandboxOptions, SecretFile
 
 REDACTED = "***"
 
@@ -50,11 +50,15 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+def secrets_of_files(files: Iterable[SecretFile]) -> frozenset[str]:
+    """Every value held by ``files``."""
+    return frozenset(v for f in files for v in f.values.values())
+
+
 def secrets_of(opts: CreateSandboxOptions) -> frozenset[str]:
     """Every secret value a create request carries: env values, tokens, secret files, keys."""
     values: set[str] = set(opts.env_vars.values())
     values.update(repo.token for repo in opts.repos if repo.token)
-    for secret_file in opts.secret_files:
-        values.update(secret_file.values.values())
+    values.update(secrets_of_files(opts.secret_files))
     values.update(v for v in (opts.sandbox_token, opts.agent_config.api_key) if v)
     return frozenset(values)
