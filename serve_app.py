@@ -7,6 +7,7 @@ from the ``WARREN_*`` variables passed in their runtime environment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from ray import serve
@@ -47,11 +48,24 @@ def build_app(settings: Settings, extra_env: Mapping[str, str] | None = None) ->
     env = settings_env(settings)
     env.update({k: v for k, v in (extra_env or {}).items() if not k.startswith(ENV_PREFIX)})
     deployment = serve.deployment(
-        Ingress,
         name="warren-api",
         num_replicas=settings.serve_replicas,
         max_ongoing_requests=settings.serve_max_ongoing_requests,
         ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}},
         logging_config={"enable_access_log": False},
-    )
-    return deployment.bind()
+    )(Ingress)
+    app: Application = deployment.bind()
+    return app
+
+
+def app_from_env(args: dict[str, str]) -> Application:
+    """Serve application builder for ``import_path: serve_app:app_from_env`` (KubeRay, serve run).
+
+    Settings come from the ``WARREN_*`` environment of the process that builds the app; ``args``
+    (the config's ``args:``) override them by field name, e.g. ``{"serve_replicas": "4"}``.
+    """
+    from core.settings import load_settings
+
+    environ = dict(os.environ)
+    environ.update({env_name(key): str(value) for key, value in args.items()})
+    return build_app(load_settings(environ))

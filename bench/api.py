@@ -18,8 +18,9 @@ from bench.harness import run_load, warren_stack
 
 async def _api_key(http: aiohttp.ClientSession) -> str:
     email = f"bench-{secrets.token_hex(4)}@example.com"
-    async with http.post("/api/auth/sign-up",
-                         json={"email": email, "password": "bench-password", "name": "Bench"}) as r:
+    async with http.post(
+        "/api/auth/sign-up", json={"email": email, "password": "bench-password", "name": "Bench"}
+    ) as r:
         assert r.status == 201, await r.text()
     async with http.post("/api/api-keys", json={"name": "bench"}) as r:
         assert r.status == 201, await r.text()
@@ -31,8 +32,9 @@ async def main(seconds: float, concurrency: int) -> None:
     """Start Warren, measure both routes, print the figures."""
     async with warren_stack() as (url, _settings):
         connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(url, connector=connector,
-                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with aiohttp.ClientSession(
+            url, connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as http:
             key = await _api_key(http)
             auth = {"Authorization": f"Bearer {key}"}
 
@@ -47,10 +49,12 @@ async def main(seconds: float, concurrency: int) -> None:
                     return r.status == 200
 
             await run_load("warm-up", org_read, concurrency=concurrency, duration_s=1)
-            base = await run_load("GET /healthz", health, concurrency=concurrency,
-                                  duration_s=seconds)
-            scoped = await run_load("GET /api/orgs (API key)", org_read,
-                                    concurrency=concurrency, duration_s=seconds)
+            base = await run_load(
+                "GET /healthz", health, concurrency=concurrency, duration_s=seconds
+            )
+            scoped = await run_load(
+                "GET /api/orgs (API key)", org_read, concurrency=concurrency, duration_s=seconds
+            )
     print(f"concurrency {concurrency}, {seconds:.0f} s each, one Serve replica, 2 cores shared")
     print(base.line())
     print(scoped.line())

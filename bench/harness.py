@@ -7,6 +7,7 @@ reachable, else embedded ones), a fresh database and NATS prefix per run.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import statistics
@@ -45,14 +46,20 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             **overrides,  # type: ignore[arg-type]
         )
         os.environ.update(RAY_ENV)
-        ray.init(num_cpus=2, include_dashboard=False, namespace="warren",
-                 _node_ip_address="127.0.0.1", logging_level="WARNING", log_to_driver=False)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            namespace="warren",
+            _node_ip_address="127.0.0.1",
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
         try:
             serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
             serve.run(build_app(settings), name="warren", route_prefix="/")
             yield f"http://127.0.0.1:{settings.http_port}", settings
         finally:
-            serve.shutdown()
+            serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
             await drop_database(admin_dsn, dsn)
 
@@ -75,8 +82,10 @@ class LoadResult:
 
     def line(self) -> str:
         """One printable line."""
-        return (f"{self.name:<28} {self.rps:9.1f} req/s   p50 {self.p50_ms:7.2f} ms   "
-                f"p99 {self.p99_ms:7.2f} ms   errors {self.errors}")
+        return (
+            f"{self.name:<28} {self.rps:9.1f} req/s   p50 {self.p50_ms:7.2f} ms   "
+            f"p99 {self.p99_ms:7.2f} ms   errors {self.errors}"
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -111,5 +120,6 @@ async def run_load(
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
-    return LoadResult(name, len(latencies), errors, elapsed,
-                      percentile(latencies, 50), percentile(latencies, 99))
+    return LoadResult(
+        name, len(latencies), errors, elapsed, percentile(latencies, 50), percentile(latencies, 99)
+    )

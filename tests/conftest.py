@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -91,7 +92,7 @@ def ray_cluster() -> Iterator[None]:
         include_dashboard=False,
         namespace="warren",
         _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
         log_to_driver=False,
     )
     yield
@@ -108,7 +109,7 @@ def api_url(ray_cluster: None, settings: Settings) -> Iterator[str]:
     serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
     serve.run(build_app(settings), name="warren", route_prefix="/")
     yield f"http://127.0.0.1:{settings.http_port}"
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

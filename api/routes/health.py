@@ -47,8 +47,9 @@ async def readyz(request: Request) -> Response:
             problem = type(exc).__name__
         checks[name] = problem or "ok"
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ok" if ready else "unavailable", "checks": checks},
-                         status=200 if ready else 503)
+    return json_response(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
 
 
 @router.get("/metrics")
