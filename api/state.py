@@ -37,7 +37,7 @@ class AppState:
             raise
         js = nc.jetstream()
         subjects = Subjects(settings.nats_prefix)
-        await declare_streams(js, subjects)
+        await declare_streams(js, subjects, max_bytes=settings.nats_stream_max_bytes)
         return cls(settings=settings, pool=pool, nats=nc, js=js, subjects=subjects)
 
     async def close(self) -> None:

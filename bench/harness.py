@@ -43,6 +43,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             http_port=free_port(),
             data_dir=str(work / "data"),
             log_level="WARNING",
+            nats_stream_max_bytes=256 * 1024**2,
             **overrides,  # type: ignore[arg-type]
         )
         os.environ.update(RAY_ENV)
@@ -62,6 +63,21 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
             await drop_database(admin_dsn, dsn)
+            await delete_streams(settings)
+
+
+async def delete_streams(settings: Settings) -> None:
+    """Remove a run's JetStream streams, which reserve disk on a shared NATS."""
+    from core.bus import Subjects, connect, stream_configs
+
+    nc = await connect(settings.nats_url, name="warren-bench-cleanup")
+    js = nc.jetstream()
+    for config in stream_configs(Subjects(settings.nats_prefix)):
+        try:
+            await js.delete_stream(str(config.name))
+        except Exception:  # a stream this run never created
+            pass
+    await nc.close()
 
 
 @dataclass(frozen=True)

@@ -54,18 +54,24 @@ class Subjects:
         return f"{self.prefix.upper()}_{name}"
 
 
-def stream_configs(subjects: Subjects, *, event_max_age_s: int = 7 * DAY) -> list[StreamConfig]:
-    """Every stream Warren needs, with explicit limits."""
+def stream_configs(subjects: Subjects, *, max_bytes: int = 1024**3) -> list[StreamConfig]:
+    """Every stream Warren needs, with explicit limits.
+
+    ``max_bytes`` caps the two big streams (session events, trigger events); the small ones
+    get a quarter. JetStream reserves these bytes on the server's disk up front, so they
+    are kept modest and set by ``WARREN_NATS_STREAM_MAX_BYTES``.
+    """
     p = subjects.prefix
+    small = max(max_bytes // 4, 1024**2)
     return [
         StreamConfig(
             name=subjects.stream("SESSION_EVENTS"),
             subjects=[f"{p}.sessions.*.events"],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            max_age=event_max_age_s,
+            max_age=7 * DAY,
             max_msgs_per_subject=200_000,
-            max_bytes=8 * 1024**3,
+            max_bytes=max_bytes,
             max_msg_size=4 * 1024**2,
             discard=DiscardPolicy.OLD,
         ),
@@ -75,7 +81,7 @@ def stream_configs(subjects: Subjects, *, event_max_age_s: int = 7 * DAY) -> lis
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=30 * DAY,
-            max_bytes=1024**3,
+            max_bytes=small,
             max_msg_size=64 * 1024,
             discard=DiscardPolicy.OLD,
         ),
@@ -85,7 +91,7 @@ def stream_configs(subjects: Subjects, *, event_max_age_s: int = 7 * DAY) -> lis
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=14 * DAY,
-            max_bytes=16 * 1024**3,
+            max_bytes=max_bytes,
             max_msg_size=32 * 1024**2,
             discard=DiscardPolicy.OLD,
             duplicate_window=300,
@@ -96,7 +102,7 @@ def stream_configs(subjects: Subjects, *, event_max_age_s: int = 7 * DAY) -> lis
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             max_age=14 * DAY,
-            max_bytes=1024**3,
+            max_bytes=small,
             max_msg_size=64 * 1024,
             duplicate_window=300,
         ),
@@ -125,10 +131,12 @@ async def connect(url: str, *, name: str = "warren") -> NATS:
     return nc
 
 
-async def declare_streams(js: JetStreamContext, subjects: Subjects) -> list[str]:
+async def declare_streams(
+    js: JetStreamContext, subjects: Subjects, *, max_bytes: int = 1024**3
+) -> list[str]:
     """Create or update every stream; safe to call from every process at start-up."""
     names: list[str] = []
-    for config in stream_configs(subjects):
+    for config in stream_configs(subjects, max_bytes=max_bytes):
         try:
             await js.add_stream(config)
         except BadRequestError as exc:

@@ -16,7 +16,9 @@ import msgspec
 ENV_PREFIX = "WARREN_"
 
 # Fields that hold secrets: never echoed in errors or logs.
-SECRET_FIELDS = frozenset({"secret_key", "llm_api_key", "s3_secret_access_key", "github_token"})
+SECRET_FIELDS = frozenset(
+    {"secret_key", "llm_api_key", "s3_secret_access_key", "github_token", "nango_secret_key"}
+)
 
 
 class SettingsError(ValueError):
@@ -37,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_prefix: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,30}$")] = "warren"
     """Namespace for JetStream stream names and subjects, so Warren shares a NATS safely."""
+    nats_stream_max_bytes: Annotated[int, msgspec.Meta(ge=1024**2)] = 1024**3
+    """Byte cap of the big JetStream streams (reserved on the NATS server's disk)."""
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     public_url: str = ""
@@ -66,6 +70,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_model: str = "scripted"
     github_api_url: str = "https://api.github.com"
     github_token: str = ""
+    nango_secret_key: str = ""
+    """Verifies ``X-Nango-Hmac-Sha256`` on ``/webhooks/nango``; empty turns the route off."""
+    linear_api_url: str = ""
+    """Linear API base for polling triggers; empty means https://api.linear.app."""
+    gmail_api_url: str = ""
+    """Gmail API base for polling triggers; empty means https://gmail.googleapis.com."""
+    slack_api_url: str = "https://slack.com/api"
+    """Slack Web API base for run notifications."""
 
     @property
     def api_url(self) -> str:

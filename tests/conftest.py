@@ -67,6 +67,7 @@ async def settings(database_url: str, nats_url: str, work_dir: Path) -> Settings
         http_port=free_port(),
         data_dir=str(work_dir / "data"),
         max_body_bytes=65536,
+        nats_stream_max_bytes=64 * 1024**2,
         log_level="WARNING",
     )
 
