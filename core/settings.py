@@ -21,6 +21,20 @@ SECRET_FIELDS = frozenset(
 )
 
 
+# URL fields that may carry a password or token in their userinfo part.
+URL_FIELDS = ("database_url", "nats_url")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password or token in its userinfo replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, host = rest.partition("@")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the environment variable."""
 
@@ -90,6 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in SECRET_FIELDS:
             if out.get(name):
                 out[name] = "***"
+        for name in URL_FIELDS:
+            out[name] = redact_url(out[name])
         return out
 
 

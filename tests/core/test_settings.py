@@ -52,3 +52,16 @@ def test_bad_secret_typed_field_does_not_echo_other_secrets() -> None:
     assert info.value.variable == "WARREN_LOG_LEVEL"
     message = str(info.value)
     assert SECRET not in message and "sk-live-abcdef" not in message
+
+
+def test_redacted_masks_credentials_inside_urls() -> None:
+    settings = load_settings(
+        {
+            "WARREN_SECRET_KEY": "k" * 40,
+            "WARREN_DATABASE_URL": "postgresql://warren:hunter2@127.0.0.1:5432/warren",
+            "WARREN_NATS_URL": "nats://s3cr3ttoken@127.0.0.1:4222",
+        }
+    )
+    shown = str(settings.redacted())
+    assert "hunter2" not in shown and "s3cr3ttoken" not in shown
+    assert "postgresql://warren:***@127.0.0.1:5432/warren" in shown
