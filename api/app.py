@@ -8,10 +8,28 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from actors.bootstrap import start_background_actors
 from api.cookies import SessionCookieRefresh
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routes import api_keys, auth, health, orgs
+from api.proxy_http import close_upstream_client
+from api.routes import (
+    api_keys,
+    auth,
+    automations,
+    health,
+    orgs,
+    proxy,
+    runs,
+    schedules,
+    session_tools,
+    session_ws,
+    sessions,
+    shares,
+    triggers,
+    webhooks,
+)
+from api.routes import web as web_page
 from api.state import AppState
 from core.logs import configure_logging
 from core.settings import Settings, load_settings
@@ -25,9 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.warren = await AppState.open(resolved)
+        # Pools, scheduler and lifecycle consumer: named, detached, once per cluster.
+        await start_background_actors(resolved)
         try:
             yield
         finally:
+            await close_upstream_client(app.state)
             await app.state.warren.close()
 
     app = FastAPI(title="Warren", version="0.1.0", lifespan=lifespan)
@@ -47,4 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(orgs.router)
     app.include_router(api_keys.router)
+    app.include_router(automations.router)
+    app.include_router(triggers.router)
+    app.include_router(schedules.router)
+    app.include_router(runs.router)
+    app.include_router(webhooks.router)
+    app.include_router(sessions.router)
+    app.include_router(session_ws.router)
+    app.include_router(session_tools.router)
+    app.include_router(proxy.router)
+    app.include_router(shares.router)
+    app.include_router(web_page.router)
     return app

@@ -20,3 +20,110 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+
+
+# --- live sessions (ingress side) -------------------------------------------------------------
+
+from prometheus_client import Gauge  # noqa: E402  (kept with the section that uses it)
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
+
+SESSION_WS_CLIENTS = Gauge(
+    "warren_session_ws_clients",
+    "Session WebSockets open on this replica.",
+    registry=REGISTRY,
+)
+SESSION_EVENTS_RELAYED = Counter(
+    "warren_session_events_relayed_total",
+    "Session events sent to WebSocket clients by this replica (replayed or live).",
+    registry=REGISTRY,
+)
+SESSION_REPLAYS = Counter(
+    "warren_session_replays_total",
+    "WebSocket connects resumed from a cursor (after_seq) out of the event log.",
+    registry=REGISTRY,
+)
+SESSION_RESYNCS = Counter(
+    "warren_session_resyncs_total",
+    "WebSocket connects answered with init (no cursor, a cursor no longer kept, get_messages).",
+    ["reason"],
+    registry=REGISTRY,
+)
+SESSION_SLOW_CONSUMERS = Counter(
+    "warren_session_slow_consumer_closes_total",
+    "WebSockets closed with 4008 because the client read too slowly.",
+    registry=REGISTRY,
+)
+
+
+class _LiveSessionActors(Collector):
+    """``warren_session_actors_live``: named session actors alive in the cluster (at scrape)."""
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "warren_session_actors_live", "Session actors alive in the Ray cluster."
+        )
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return []
+            names = ray.util.list_named_actors(all_namespaces=True)
+        except Exception:  # Ray unreachable at scrape time: report nothing rather than fail
+            return []
+        count = sum(
+            1
+            for entry in names
+            if isinstance(entry, dict)
+            and entry.get("namespace") == "warren"
+            and str(entry.get("name", "")).startswith("session:")
+        )
+        family.add_metric([], count)
+        return [family]
+
+
+REGISTRY.register(_LiveSessionActors())
+
+
+# --- live sessions (actor side: exported through Ray's metrics agent) ---------------------------
+
+
+class ActorMetrics:
+    """Counters the session actors report (one set per actor process)."""
+
+    def __init__(self) -> None:
+        from ray.util import metrics as ray_metrics
+
+        self.events_published = ray_metrics.Counter(
+            "warren_session_events_published_total",
+            description="Client events a session actor stored in its event log.",
+        )
+        self.sse_reconnects = ray_metrics.Counter(
+            "warren_session_sse_reconnects_total",
+            description="Reconnects of a session actor to its sandbox's OpenCode event stream.",
+        )
+        self.actor_starts = ray_metrics.Counter(
+            "warren_session_actor_starts_total",
+            description="Session actor starts (first start and every restart).",
+        )
+
+
+_actor_metrics: ActorMetrics | None = None
+
+
+def actor_metrics() -> ActorMetrics:
+    """The session-actor counters of this process, created on first use."""
+    global _actor_metrics
+    if _actor_metrics is None:
+        _actor_metrics = ActorMetrics()
+    return _actor_metrics
+
+
+# --- port-forwarding proxy (ingress side) -------------------------------------------------------
+
+PROXY_CONNECTIONS = Gauge(
+    "warren_proxy_connections",
+    "Proxy connections open on this replica (HTTP exchanges in flight and WebSockets).",
+    ["target"],
+    registry=REGISTRY,
+)

@@ -63,6 +63,28 @@ ORG_ROUTES: list[OrgRoute] = [
     OrgRoute("PATCH", "/api/orgs/{org_id}/members/{owner_id}", {"role": "member"}, "owner"),
     OrgRoute("DELETE", "/api/orgs/{org_id}/members/{owner_id}", None, "admin"),
     OrgRoute("DELETE", "/api/api-keys/{api_key_id}", None, "admin"),
+    # automations, triggers, schedules, runs (active-org routes: org B via X-Org-Id or not)
+    OrgRoute("GET", "/api/automations/{automation_id}"),
+    OrgRoute("PATCH", "/api/automations/{automation_id}", {"name": "taken over"}),
+    OrgRoute("DELETE", "/api/automations/{automation_id}"),
+    OrgRoute("POST", "/api/automations/{automation_id}/disable"),
+    OrgRoute("POST", "/api/automations/{automation_id}/run"),
+    OrgRoute("GET", "/api/automations/{automation_id}/triggers"),
+    OrgRoute("POST", "/api/automations/{automation_id}/triggers", {"trigger_id": "{trigger_id}"}),
+    OrgRoute("DELETE", "/api/automations/{automation_id}/triggers/{trigger_id}"),
+    OrgRoute("GET", "/api/automations/{automation_id}/connections"),
+    OrgRoute("GET", "/api/triggers/{trigger_id}"),
+    OrgRoute("PATCH", "/api/triggers/{trigger_id}", {"enabled": False}),
+    OrgRoute("DELETE", "/api/triggers/{trigger_id}"),
+    OrgRoute("GET", "/api/triggers/{trigger_id}/events"),
+    OrgRoute("GET", "/api/schedules/{schedule_id}"),
+    OrgRoute("PATCH", "/api/schedules/{schedule_id}", {"enabled": False}),
+    OrgRoute("DELETE", "/api/schedules/{schedule_id}"),
+    OrgRoute("GET", "/api/runs/{run_id}"),
+    OrgRoute("GET", "/api/runs/{run_id}/events"),
+    OrgRoute("POST", "/api/runs/{run_id}/claim"),
+    OrgRoute("POST", "/api/runs/{run_id}/unclaim"),
+    OrgRoute("POST", "/api/runs/{run_id}/resolve", {"outcome": "failed", "note": "closed"}),
 ]
 
 Seeder = Callable[[World], Awaitable[dict[str, str]]]
@@ -80,7 +102,32 @@ async def _seed_core(world: World) -> dict[str, str]:
     }
 
 
-SEEDERS: list[Seeder] = [_seed_core]
+async def _seed_automations(world: World) -> dict[str, str]:
+    owner = world.owner_b
+    _, auto = await call(owner.client, "POST", "/api/automations", json={"name": "B's"})
+    _, trigger = await call(
+        owner.client,
+        "POST",
+        "/api/triggers",
+        json={"provider": "github", "automation_id": auto["id"]},
+    )
+    _, schedule = await call(
+        owner.client,
+        "POST",
+        "/api/schedules",
+        json={"automation_id": auto["id"], "cron_expression": "0 0 1 1 *"},
+    )
+    status, run = await call(owner.client, "POST", f"/api/automations/{auto['id']}/run")
+    assert status == 202, run
+    return {
+        "automation_id": auto["id"],
+        "trigger_id": trigger["trigger"]["id"],
+        "schedule_id": schedule["id"],
+        "run_id": run["run_id"],
+    }
+
+
+SEEDERS: list[Seeder] = [_seed_core, _seed_automations]
 
 
 @pytest.fixture
@@ -109,7 +156,15 @@ async def world(account: AccountFactory) -> World:
 async def _org_b_snapshot(world: World) -> Any:
     owner = world.owner_b
     results = []
-    for path in (f"/api/orgs/{owner.org_id}", f"/api/orgs/{owner.org_id}/members", "/api/api-keys"):
+    paths = (
+        f"/api/orgs/{owner.org_id}",
+        f"/api/orgs/{owner.org_id}/members",
+        "/api/api-keys",
+        "/api/automations",
+        "/api/triggers",
+        "/api/schedules",
+    )
+    for path in paths:
         status, body = await call(owner.client, "GET", path)
         assert status == 200, body
         if "api_keys" in body:

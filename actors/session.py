@@ -1,0 +1,119 @@
+"""The session actor: one per live session, named ``session:<id>`` in namespace ``warren``.
+
+Ray's named-actor uniqueness makes it the session's single owner (no leases). It is
+detached, takes no CPU and restarts forever; everything it holds is rebuilt on start from
+Postgres, JetStream and the sandbox (see :mod:`actors.session_core`), and every method is
+idempotent, so Ray may retry calls that were in flight when it died. All methods are async
+and never block the event loop. Create or find it with :mod:`actors.session_client`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+
+from actors.session_core import SessionCore
+from actors.session_runtime import ProviderFactory
+from actors.session_tools import ToolRunner
+from core.settings import Settings
+from schemas.sessions import ClientInfo, MessageSource
+from schemas.tools import ToolCallResponse, ToolName
+
+
+@ray.remote
+class SessionActor:
+    """Owns one session's sandbox, agent event stream, event log writes and tool callbacks."""
+
+    def __init__(
+        self,
+        session_id: str,
+        settings: Settings,
+        provider_factory: ProviderFactory | None = None,
+    ) -> None:
+        self._core = SessionCore(session_id, settings, provider_factory)
+        self._tools = ToolRunner(self._core)
+        # Recovery starts now, not at the first call: after a crash the restarted actor
+        # reconnects to its sandbox even if no client calls it.
+        self._core.schedule_start()
+
+    async def ping(self) -> int:
+        """Liveness; returns the actor's process id (benchmarks measure it)."""
+        await self._core.started()
+        return os.getpid()
+
+    async def client_connected(self, conn_id: str) -> ClientInfo:
+        """A WebSocket client joined: count it, and start the runtime in the background."""
+        await self._core.started()
+        self._core.client_connected(conn_id)
+        record = self._core.record
+        if record is not None and record.status != "stopped":
+            self._core.spawn(self._core.ensure_ready_in_background())
+        return self._core.info()
+
+    async def client_heartbeat(self, conn_id: str) -> None:
+        """The client is still there (sent periodically by the ingress)."""
+        await self._core.started()
+        self._core.client_connected(conn_id)
+
+    async def client_disconnected(self, conn_id: str) -> None:
+        """A WebSocket client left."""
+        await self._core.started()
+        self._core.client_disconnected(conn_id)
+
+    async def ensure_runtime_ready(self) -> ClientInfo:
+        """Start (or recover) the sandbox, OpenCode session and event stream; wait for it."""
+        await self._core.ensure_ready()
+        return self._core.info()
+
+    async def eager_start(self) -> None:
+        """Boot in the background (the initial prompt follows once running)."""
+        await self._core.started()
+        self._core.spawn(self._core.ensure_ready_in_background())
+
+    async def prompt(
+        self,
+        message_id: str,
+        content: str,
+        images: tuple[str, ...] = (),
+        sender_id: str | None = None,
+        source: MessageSource = "web",
+    ) -> str:
+        """Broadcast the prompt and send it to the agent; idempotent per ``message_id``."""
+        return await self._core.prompt(
+            message_id, content, images, sender_id=sender_id, source=source
+        )
+
+    async def cancel(self) -> bool:
+        """Abort the agent's current work."""
+        return await self._core.cancel()
+
+    async def get_status(self) -> ClientInfo:
+        """The live status."""
+        await self._core.started()
+        return self._core.info()
+
+    async def rename(self, title: str) -> None:
+        """Tell clients about a new title."""
+        await self._core.rename(title)
+
+    async def save_snapshot(self) -> ToolCallResponse:
+        """A client asked for a snapshot (the result is broadcast as ``snapshot_result``)."""
+        await self._core.started()
+        try:
+            return await self._tools.save_snapshot()
+        except Exception as exc:  # reported to clients already; the caller gets the reason
+            return ToolCallResponse(success=False, result=f"snapshot failed: {exc}")
+
+    async def tool_call(
+        self, tool: ToolName, tool_call_id: str, args: dict[str, Any]
+    ) -> ToolCallResponse:
+        """Run an agent tool callback once per ``tool_call_id`` (args already validated)."""
+        return await self._tools.call(tool, tool_call_id, args)
+
+    async def terminate(self, reason: str = "manual") -> None:
+        """Destroy the sandbox and stop the session; the caller then kills the actor."""
+        await self._core.terminate(reason)
+        await self._tools.close()
+        await self._core.close()

@@ -1,0 +1,122 @@
+"""Cron schedules of the caller's active org: CRUD with the next firing time shown.
+
+Five fields (minute resolution) or six with seconds first, evaluated in ``timezone``
+(IANA, default UTC); ``next_run_at`` is recomputed whenever the cron, zone or enabled flag
+changes. The scheduler actor fires them (see actors/scheduler.py). Other orgs get 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from api.body import body
+from api.deps import Caller, parse_uuid, require_active_org
+from api.errors import ApiError, not_found
+from api.responses import json_response
+from api.state import AppState
+from core import cron
+from schemas.automations import CreateSchedule, ScheduleList, UpdateSchedule
+from store import automations as automations_store
+from store import schedules as store
+
+router = APIRouter(prefix="/api/schedules", tags=["schedules"])
+OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.warren
+    return state
+
+
+def _org(caller: Caller) -> uuid.UUID:
+    assert caller.org_id is not None
+    return caller.org_id
+
+
+def _next_run(expression: str, timezone: str) -> datetime:
+    try:
+        return cron.next_slot(expression, timezone, datetime.now(UTC))
+    except cron.CronError as exc:
+        field = "timezone" if "time zone" in str(exc) else "cron_expression"
+        raise ApiError(400, str(exc), code="invalid", field=field) from None
+
+
+@router.get("")
+async def list_schedules(
+    request: Request, caller: OrgMember, automation_id: Annotated[str | None, Query()] = None
+) -> Response:
+    """The org's schedules (optionally one automation's)."""
+    automation = None if automation_id is None else parse_uuid(automation_id, "automation")
+    async with _state(request).pool.acquire() as conn:
+        items = await store.list_schedules(conn, _org(caller), automation)
+    return json_response(ScheduleList(schedules=items))
+
+
+@router.post("")
+async def create_schedule(request: Request, caller: OrgMember) -> Response:
+    """Create a schedule: 201 with its next run."""
+    req = await body(request, CreateSchedule)
+    fields: dict[str, Any] = {
+        "name": req.name,
+        "cron_expression": req.cron_expression,
+        "timezone": req.timezone,
+        "enabled": req.enabled,
+        "next_run_at": _next_run(req.cron_expression, req.timezone),
+    }
+    async with _state(request).pool.acquire() as conn:
+        if await automations_store.get_automation(conn, _org(caller), req.automation_id) is None:
+            raise ApiError(
+                400, "automation not found in this org", code="invalid", field="automation_id"
+            )
+        created = await store.create_schedule(
+            conn, _org(caller), caller.user_id, req.automation_id, fields
+        )
+    return json_response(created, status=201)
+
+
+@router.get("/{schedule_id}")
+async def get_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
+    """One schedule of the org."""
+    target = parse_uuid(schedule_id, "schedule")
+    async with _state(request).pool.acquire() as conn:
+        found = await store.get_schedule(conn, _org(caller), target)
+    if found is None:
+        raise not_found("schedule")
+    return json_response(found)
+
+
+@router.patch("/{schedule_id}")
+async def update_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
+    """Change name, cron, time zone or enabled; the next run is recomputed."""
+    req = await body(request, UpdateSchedule)
+    target = parse_uuid(schedule_id, "schedule")
+    fields = {f: v for f, v in msgspec.structs.asdict(req).items() if v is not msgspec.UNSET}
+    async with _state(request).pool.acquire() as conn:
+        current = await store.get_schedule(conn, _org(caller), target)
+        if current is None:
+            raise not_found("schedule")
+        if {"cron_expression", "timezone", "enabled"} & set(fields):
+            fields["next_run_at"] = _next_run(
+                fields.get("cron_expression", current.cron_expression),
+                fields.get("timezone", current.timezone),
+            )
+        updated = await store.update_schedule(conn, _org(caller), target, fields)
+    if updated is None:
+        raise not_found("schedule")
+    return json_response(updated)
+
+
+@router.delete("/{schedule_id}")
+async def delete_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
+    """Delete a schedule: 204."""
+    target = parse_uuid(schedule_id, "schedule")
+    async with _state(request).pool.acquire() as conn:
+        if not await store.delete_schedule(conn, _org(caller), target):
+            raise not_found("schedule")
+    return Response(status_code=204)

@@ -1,0 +1,223 @@
+"""Triggers of the caller's active org: CRUD and their recorded events.
+
+Webhook triggers get a URL path ``/webhooks/<provider>/t_<12 hex>`` and a 32-byte hex
+secret on create; the secret is returned only in that 201 answer and stored sealed.
+Polling triggers (``scheduled`` cron firings, Linear and Gmail polls) need a 5- or
+6-field ``polling_cron`` in ``timezone``; Linear and Gmail also a write-only
+``poll_access_token``. ``config`` must decode as the provider's filters. Other orgs'
+triggers answer 404.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from api.body import body
+from api.deps import Caller, parse_uuid, require_active_org
+from api.errors import ApiError, not_found
+from api.responses import json_response
+from api.routes.webhooks import WEBHOOK_SECRET_PURPOSE
+from api.state import AppState
+from core import cron
+from integrations.provider import decode_filters
+from integrations.registry import default_registry
+from schemas.automations import (
+    CreatedTrigger,
+    CreateTrigger,
+    TriggerEventList,
+    TriggerList,
+    UpdateTrigger,
+)
+from security.sealing import seal
+from store import automations as automations_store
+from store import triggers as store
+
+router = APIRouter(prefix="/api/triggers", tags=["triggers"])
+OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
+
+POLL_TOKEN_PURPOSE = "poll-token"
+WEBHOOK_PROVIDERS = frozenset({"github", "linear", "sentry", "posthog", "webhook", "custom"})
+POLLING_PROVIDERS = frozenset({"linear", "gmail", "scheduled"})
+TOKEN_PROVIDERS = frozenset({"linear", "gmail"})
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.warren
+    return state
+
+
+def _org(caller: Caller) -> uuid.UUID:
+    assert caller.org_id is not None
+    return caller.org_id
+
+
+def _check_config(provider: str, config: dict[str, Any]) -> None:
+    try:
+        decode_filters(default_registry().get(provider).filters_type, config)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, f"config: {exc}", code="invalid", field="config") from None
+
+
+def _next_fire(expression: str, timezone: str) -> datetime:
+    try:
+        return cron.next_slot(expression, timezone, datetime.now(UTC))
+    except cron.CronError as exc:
+        raise ApiError(400, str(exc), code="invalid", field="polling_cron") from None
+
+
+def _create_columns(state: AppState, req: CreateTrigger) -> tuple[dict[str, Any], str | None]:
+    """Column values for a new trigger, and its webhook secret (shown once) if any."""
+    fields: dict[str, Any] = {
+        "automation_id": req.automation_id,
+        "name": req.name,
+        "trigger_type": req.trigger_type,
+        "provider": req.provider,
+        "enabled": req.enabled,
+        "config": req.config,
+        "timezone": req.timezone,
+        "connection_id": req.connection_id,
+        "integration_id": req.integration_id,
+    }
+    _check_config(req.provider, req.config)
+    secret: str | None = None
+    if req.trigger_type == "webhook":
+        if req.provider not in WEBHOOK_PROVIDERS:
+            raise ApiError(
+                400,
+                f"{req.provider} triggers cannot receive webhooks",
+                code="invalid",
+                field="provider",
+            )
+        secret = secrets.token_hex(32)
+        fields["webhook_url_path"] = "t_" + secrets.token_hex(6)
+        fields["webhook_secret_sealed"] = seal(
+            state.settings.secret_key, WEBHOOK_SECRET_PURPOSE, secret
+        )
+        return fields, secret
+    if req.provider not in POLLING_PROVIDERS:
+        raise ApiError(
+            400, f"{req.provider} triggers cannot be polled", code="invalid", field="provider"
+        )
+    if req.polling_cron is None:
+        raise ApiError(
+            400, "polling triggers need polling_cron", code="invalid", field="polling_cron"
+        )
+    if req.provider in TOKEN_PROVIDERS and req.poll_access_token is None:
+        raise ApiError(
+            400,
+            f"{req.provider} polling needs poll_access_token",
+            code="invalid",
+            field="poll_access_token",
+        )
+    fields["polling_cron"] = req.polling_cron
+    fields["next_fire_at"] = _next_fire(req.polling_cron, req.timezone)
+    if req.poll_access_token is not None:
+        fields["poll_token_sealed"] = seal(
+            state.settings.secret_key, POLL_TOKEN_PURPOSE, req.poll_access_token
+        )
+    return fields, None
+
+
+@router.get("")
+async def list_triggers(
+    request: Request, caller: OrgMember, automation_id: Annotated[str | None, Query()] = None
+) -> Response:
+    """The org's triggers (optionally one automation's), newest first."""
+    automation = None if automation_id is None else parse_uuid(automation_id, "automation")
+    async with _state(request).pool.acquire() as conn:
+        items = await store.list_triggers(conn, _org(caller), automation)
+    return json_response(TriggerList(triggers=items))
+
+
+@router.post("")
+async def create_trigger(request: Request, caller: OrgMember) -> Response:
+    """Create a trigger: 201 with the webhook secret, the only time it is shown."""
+    req = await body(request, CreateTrigger)
+    state = _state(request)
+    fields, secret = _create_columns(state, req)
+    async with state.pool.acquire() as conn:
+        if req.automation_id is not None and (
+            await automations_store.get_automation(conn, _org(caller), req.automation_id) is None
+        ):
+            raise ApiError(
+                400, "automation not found in this org", code="invalid", field="automation_id"
+            )
+        created = await store.create_trigger(conn, _org(caller), caller.user_id, fields)
+    return json_response(CreatedTrigger(trigger=created, webhook_secret=secret), status=201)
+
+
+@router.get("/{trigger_id}")
+async def get_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
+    """One trigger of the org (never its secret)."""
+    target = parse_uuid(trigger_id, "trigger")
+    async with _state(request).pool.acquire() as conn:
+        found = await store.get_trigger(conn, _org(caller), target)
+    if found is None:
+        raise not_found("trigger")
+    return json_response(found)
+
+
+@router.patch("/{trigger_id}")
+async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
+    """Change name, enabled, filters, cron, time zone, poll token or connection."""
+    req = await body(request, UpdateTrigger)
+    state = _state(request)
+    target = parse_uuid(trigger_id, "trigger")
+    fields = {f: v for f, v in msgspec.structs.asdict(req).items() if v is not msgspec.UNSET}
+    async with state.pool.acquire() as conn:
+        current = await store.get_trigger(conn, _org(caller), target)
+        if current is None:
+            raise not_found("trigger")
+        if "config" in fields:
+            _check_config(current.provider, fields["config"])
+        if "poll_access_token" in fields:
+            token = fields.pop("poll_access_token")
+            fields["poll_token_sealed"] = (
+                None
+                if token is None
+                else seal(state.settings.secret_key, POLL_TOKEN_PURPOSE, token)
+            )
+        cron_now = fields.get("polling_cron", current.polling_cron)
+        if cron_now is not None and ({"polling_cron", "timezone", "enabled"} & set(fields)):
+            fields["next_fire_at"] = _next_fire(cron_now, fields.get("timezone", current.timezone))
+        if "polling_cron" in fields and current.trigger_type != "polling":
+            raise ApiError(
+                400, "only polling triggers have a cron", code="invalid", field="polling_cron"
+            )
+        updated = await store.update_trigger(conn, _org(caller), target, fields)
+    if updated is None:
+        raise not_found("trigger")
+    return json_response(updated)
+
+
+@router.delete("/{trigger_id}")
+async def delete_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
+    """Delete a trigger with its events (and their runs): 204."""
+    target = parse_uuid(trigger_id, "trigger")
+    async with _state(request).pool.acquire() as conn:
+        if not await store.delete_trigger(conn, _org(caller), target):
+            raise not_found("trigger")
+    return Response(status_code=204)
+
+
+@router.get("/{trigger_id}/events")
+async def list_trigger_events(
+    request: Request,
+    caller: OrgMember,
+    trigger_id: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    """The trigger's recorded events (skipped and failed ones included), newest first."""
+    target = parse_uuid(trigger_id, "trigger")
+    async with _state(request).pool.acquire() as conn:
+        if await store.get_trigger(conn, _org(caller), target) is None:
+            raise not_found("trigger")
+        events = await store.list_events(conn, _org(caller), target, limit=limit)
+    return json_response(TriggerEventList(events=events))

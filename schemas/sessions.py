@@ -1,0 +1,776 @@
+"""Wire shapes of live sessions: HTTP bodies, WebSocket messages both ways, lifecycle events.
+
+WebSocket messages are tagged unions on the ``type`` field. Every server → client message
+carries ``seq``:
+
+- ``seq > 0``: the event's JetStream stream sequence in the session's durable event log
+  (``sessions.<id>.events``). Sequences grow but are not contiguous (the stream is shared by
+  every session). A client remembers the last one it applied and reconnects with
+  ``?after_seq=<it>`` to get exactly the events after it.
+- ``seq == 0``: a reply to this socket only (``pong``, a ``status`` or ``error`` answering a
+  request); never logged, never a cursor.
+- ``init.seq`` is the cursor the transcript in ``init`` is complete up to: the events that
+  follow have higher sequences.
+
+Events are published to JetStream with ``seq`` 0 (the sequence is only known once stored);
+the ingress writes the real one into the frame (:func:`with_seq`).
+
+Field names are snake_case, like the rest of Warren's API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from schemas.sandbox import ClientType, SessionType
+
+# --- vocabularies ------------------------------------------------------------------------------
+
+DbStatus = Literal["pending", "starting", "running", "paused", "stopped", "failed"]
+"""``sessions.status`` in Postgres."""
+ClientStatus = Literal["creating", "resuming", "running", "paused", "stopped", "error", "migrating"]
+"""The status clients see (``status`` messages, session views)."""
+PauseReason = Literal["manual", "credit_limit", "inactivity", "overage_cap", "payment_failed"]
+StopReason = Literal["manual", "error", "sandbox_terminated", "auto_pause_failed", "completed"]
+"""Why a session stopped; ``completed`` = an automation run finished it."""
+SandboxMode = Literal["deferred", "immediate"]
+CreatableSessionType = Literal["coding", "setup"]
+CreatableClientType = Literal["web", "slack", "automation"]
+Role = Literal["user", "assistant"]
+ToolStatus = Literal["pending", "running", "completed", "error"]
+MessageSource = Literal["web", "slack", "automation", "api", "cli", "agent", "system"]
+
+DB_TO_CLIENT_STATUS: dict[str, ClientStatus] = {
+    "pending": "creating",
+    "starting": "resuming",
+    "running": "running",
+    "paused": "paused",
+    "stopped": "stopped",
+    "failed": "error",
+}
+"""The client-facing status of each DB status (``migrating`` is live actor state only)."""
+
+MAX_PROMPT_CHARS = 100_000
+MAX_IMAGES = 10
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+PromptText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PROMPT_CHARS)]
+ImageDataUri = Annotated[str, msgspec.Meta(pattern=r"^data:image/[a-z0-9.+-]+;base64,")]
+WorkspacePath = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+def client_status(db_status: str) -> ClientStatus:
+    """The client-facing status of a DB status."""
+    return DB_TO_CLIENT_STATUS.get(db_status, "error")
+
+
+# --- transcript ----------------------------------------------------------------------------------
+
+
+class TextPart(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="text"):
+    """Text the user wrote or the agent streamed."""
+
+    id: str
+    text: str = ""
+    is_complete: bool = True
+
+
+class ImagePart(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="image"):
+    """An image attached to a user prompt (a data URI)."""
+
+    id: str
+    url: str
+
+
+class ToolPart(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="tool"):
+    """One tool call of the agent, with its result once it ended."""
+
+    id: str
+    """The part id (OpenCode's)."""
+    tool_call_id: str
+    tool_name: str
+    args: dict[str, Any] = {}
+    result: str | None = None
+    status: ToolStatus = "running"
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    duration_ms: int | None = None
+
+
+Part = TextPart | ImagePart | ToolPart
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """One message of the transcript (a user prompt or one agent message)."""
+
+    id: str
+    role: Role
+    content: str = ""
+    """The concatenated text of the text parts."""
+    is_complete: bool = False
+    cancelled: bool = False
+    created_at: datetime
+    sender_id: str | None = None
+    source: MessageSource = "agent"
+    parts: tuple[Part, ...] = ()
+
+
+# --- server → client ------------------------------------------------------------------------
+
+
+class _Server(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every server → client message."""
+
+    seq: int = 0
+
+
+class InitConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Session facts a client needs to render the transcript."""
+
+    session_id: str
+    title: str
+    session_type: str
+    client_type: str
+    status: ClientStatus
+
+
+class Init(_Server, tag="init", frozen=True, kw_only=True):
+    """The transcript up to ``seq``; events after ``seq`` follow."""
+
+    messages: tuple[Message, ...] = ()
+    config: InitConfig | None = None
+
+
+class MessageEvent(_Server, tag="message", frozen=True, kw_only=True):
+    """A new message: a user prompt (complete) or an agent message stub (streaming)."""
+
+    message: Message
+
+
+class Token(_Server, tag="token", frozen=True, kw_only=True):
+    """Streamed text appended to a text part."""
+
+    message_id: str
+    part_id: str
+    token: str
+
+
+class TextPartComplete(_Server, tag="text_part_complete", frozen=True, kw_only=True):
+    """A text part is final: ``text`` replaces whatever was streamed. ``null`` means the
+    streamed text is the final text (sent for long texts instead of repeating them)."""
+
+    message_id: str
+    part_id: str
+    text: str | None
+
+
+class ToolStart(_Server, tag="tool_start", frozen=True, kw_only=True):
+    """A tool call started (sent again if its arguments arrive later)."""
+
+    message_id: str | None = None
+    part_id: str
+    tool_call_id: str
+    tool: str
+    args: dict[str, Any] = {}
+
+
+class ToolSummaryState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """State of one step of a sub-agent tool."""
+
+    status: str
+    title: str | None = None
+
+
+class ToolSummaryItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a sub-agent tool."""
+
+    id: str
+    tool: str
+    state: ToolSummaryState
+
+
+class ToolMetadataBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Progress of a running tool."""
+
+    summary: tuple[ToolSummaryItem, ...] = ()
+
+
+class ToolMetadata(_Server, tag="tool_metadata", frozen=True, kw_only=True):
+    """New progress of a running tool (sub-agent steps)."""
+
+    tool_call_id: str
+    tool: str
+    title: str | None = None
+    metadata: ToolMetadataBody = ToolMetadataBody()
+
+
+class ToolEnd(_Server, tag="tool_end", frozen=True, kw_only=True):
+    """A tool call ended: ``result`` is its output, or its error when ``status`` is error."""
+
+    message_id: str | None = None
+    part_id: str
+    tool_call_id: str
+    tool: str
+    result: str = ""
+    status: Literal["completed", "error"] = "completed"
+    duration_ms: int = 0
+
+
+class MessageComplete(_Server, tag="message_complete", frozen=True, kw_only=True):
+    """An agent message finished."""
+
+    message_id: str
+
+
+class MessageCancelled(_Server, tag="message_cancelled", frozen=True, kw_only=True):
+    """An agent message was aborted (cancel)."""
+
+    message_id: str | None = None
+
+
+class Status(_Server, tag="status", frozen=True, kw_only=True):
+    """The session's status changed (or, with seq 0, the answer to ``get_status``)."""
+
+    status: ClientStatus
+    message: str | None = None
+
+
+class Error(_Server, tag="error", frozen=True, kw_only=True):
+    """Something failed: the agent, the sandbox, or a client request (seq 0)."""
+
+    message: str
+    code: str | None = None
+
+
+class Pong(_Server, tag="pong", frozen=True, kw_only=True):
+    """Answer to ``ping``."""
+
+
+class SnapshotResult(_Server, tag="snapshot_result", frozen=True, kw_only=True):
+    """Outcome of a snapshot requested by a client or the agent."""
+
+    success: bool
+    snapshot_id: str | None = None
+    error: str | None = None
+    target: Literal["configuration", "session"] = "session"
+
+
+class PreviewUrl(_Server, tag="preview_url", frozen=True, kw_only=True):
+    """The sandbox's preview URL."""
+
+    url: str
+
+
+class TitleUpdate(_Server, tag="title_update", frozen=True, kw_only=True):
+    """The session got a (new) title."""
+
+    title: str
+
+
+class GitFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A changed path in the git state."""
+
+    path: str
+    status: str = ""
+
+
+class GitCommit(msgspec.Struct, frozen=True, kw_only=True):
+    """A recent commit."""
+
+    sha: str
+    message: str
+
+
+class GitState(msgspec.Struct, frozen=True, kw_only=True):
+    """The workspace repo's git state (null counts mean unknown)."""
+
+    branch: str | None = None
+    detached: bool = False
+    staged: tuple[GitFile, ...] = ()
+    unstaged: tuple[GitFile, ...] = ()
+    untracked: tuple[str, ...] = ()
+    conflicted: tuple[str, ...] = ()
+    commits: tuple[GitCommit, ...] = ()
+    ahead: int | None = None
+    behind: int | None = None
+    is_shallow: bool = False
+    is_busy: bool = False
+    rebase_in_progress: bool = False
+    merge_in_progress: bool = False
+
+
+class GitStatusEvent(_Server, tag="git_status", frozen=True, kw_only=True):
+    """Answer to ``get_git_status``."""
+
+    state: GitState
+
+
+GitCode = Literal[
+    "SUCCESS",
+    "NOTHING_TO_COMMIT",
+    "NO_REMOTE",
+    "AUTH_FAILED",
+    "BRANCH_EXISTS",
+    "MERGE_CONFLICT",
+    "REPO_BUSY",
+    "SHALLOW_PUSH_FAILED",
+    "UNKNOWN_ERROR",
+]
+
+
+class GitResult(_Server, tag="git_result", frozen=True, kw_only=True):
+    """Outcome of a git operation."""
+
+    action: str
+    success: bool
+    code: GitCode
+    message: str = ""
+    pr_url: str | None = None
+
+
+class AutoStartEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of one service command run by ``run_auto_start``."""
+
+    name: str
+    output: str
+    exit_code: int | None = None
+
+
+class AutoStartOutput(_Server, tag="auto_start_output", frozen=True, kw_only=True):
+    """Output of ``run_auto_start``."""
+
+    run_id: str
+    entries: tuple[AutoStartEntry, ...] = ()
+
+
+class ActionApprovalRequest(_Server, tag="action_approval_request", frozen=True, kw_only=True):
+    """An agent action waits for a human's approval."""
+
+    invocation_id: str
+    integration: str
+    action: str
+    risk_level: str
+    params: dict[str, Any] = {}
+    expires_at: datetime | None = None
+
+
+class ActionApprovalResult(_Server, tag="action_approval_result", frozen=True, kw_only=True):
+    """A pending action was approved or denied."""
+
+    invocation_id: str
+    status: str
+    approved_by: str | None = None
+
+
+class ActionCompleted(_Server, tag="action_completed", frozen=True, kw_only=True):
+    """An action ran."""
+
+    invocation_id: str
+    status: Literal["completed", "failed"]
+    result: Any = None
+    error: str | None = None
+
+
+ServerMessage = (
+    Init
+    | MessageEvent
+    | Token
+    | TextPartComplete
+    | ToolStart
+    | ToolMetadata
+    | ToolEnd
+    | MessageComplete
+    | MessageCancelled
+    | Status
+    | Error
+    | Pong
+    | SnapshotResult
+    | PreviewUrl
+    | TitleUpdate
+    | GitStatusEvent
+    | GitResult
+    | AutoStartOutput
+    | ActionApprovalRequest
+    | ActionApprovalResult
+    | ActionCompleted
+)
+"""Every server → client WebSocket message."""
+
+_SEQ_FIELD = b',"seq":0'
+
+
+def with_seq(payload: bytes, seq: int) -> bytes:
+    """A logged event's JSON (encoded with ``seq`` 0) carrying ``seq`` instead.
+
+    msgspec encodes the tag first and then the base class's ``seq``, so the field is the
+    one right after ``{"type":"..."``; anything else is refused.
+    """
+    head, sep, tail = payload.partition(_SEQ_FIELD)
+    if not sep or not head.startswith(b'{"type":"') or b"," in head:
+        raise ValueError("not an encoded server message")
+    return head + b',"seq":' + str(seq).encode() + tail
+
+
+# --- client → server ------------------------------------------------------------------------
+
+
+class _Client(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True
+):
+    """Base of every client → server message."""
+
+
+class Ping(_Client, tag="ping", frozen=True, kw_only=True):
+    """Keep-alive; answered with ``pong``."""
+
+
+class Prompt(_Client, tag="prompt", frozen=True, kw_only=True):
+    """Send the agent a message."""
+
+    content: PromptText
+    images: Annotated[tuple[ImageDataUri, ...], msgspec.Meta(max_length=MAX_IMAGES)] = ()
+
+
+class Cancel(_Client, tag="cancel", frozen=True, kw_only=True):
+    """Abort what the agent is doing."""
+
+
+class GetStatus(_Client, tag="get_status", frozen=True, kw_only=True):
+    """Ask for the current status."""
+
+
+class Ack(_Client, tag="ack", frozen=True, kw_only=True):
+    """Warren extension: the last ``seq`` the client applied. A client that sends acks is
+    held to a window of unacknowledged events (close 4008 past it), which detects a slow
+    reader even where the transport gives no backpressure (Ray Serve's proxy buffers)."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class GetMessages(_Client, tag="get_messages", frozen=True, kw_only=True):
+    """Ask for ``init`` again (the transcript and a fresh cursor)."""
+
+
+class SaveSnapshot(_Client, tag="save_snapshot", frozen=True, kw_only=True):
+    """Snapshot the sandbox now."""
+
+    message: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class RunAutoStart(_Client, tag="run_auto_start", frozen=True, kw_only=True):
+    """Run the configuration's service commands (test or start)."""
+
+    run_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    mode: Literal["test", "start"] = "start"
+    commands: tuple[dict[str, Any], ...] | None = None
+
+
+class GetGitStatus(_Client, tag="get_git_status", frozen=True, kw_only=True):
+    """Ask for the workspace's git state."""
+
+    workspace_path: WorkspacePath | None = None
+
+
+class GitCreateBranch(_Client, tag="git_create_branch", frozen=True, kw_only=True):
+    """Create and switch to a branch."""
+
+    branch_name: Annotated[str, msgspec.Meta(min_length=1, max_length=250)]
+    workspace_path: WorkspacePath | None = None
+
+
+class GitCommitRequest(_Client, tag="git_commit", frozen=True, kw_only=True):
+    """Commit changes."""
+
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    include_untracked: bool = False
+    files: tuple[str, ...] | None = None
+    workspace_path: WorkspacePath | None = None
+
+
+class GitPush(_Client, tag="git_push", frozen=True, kw_only=True):
+    """Push the current branch."""
+
+    workspace_path: WorkspacePath | None = None
+
+
+class GitCreatePr(_Client, tag="git_create_pr", frozen=True, kw_only=True):
+    """Push and open a pull request."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=250)]
+    body: str | None = None
+    base_branch: str | None = None
+    workspace_path: WorkspacePath | None = None
+
+
+ClientMessage = (
+    Ping
+    | Prompt
+    | Cancel
+    | GetStatus
+    | Ack
+    | GetMessages
+    | SaveSnapshot
+    | RunAutoStart
+    | GetGitStatus
+    | GitCreateBranch
+    | GitCommitRequest
+    | GitPush
+    | GitCreatePr
+)
+"""Every client → server WebSocket message."""
+
+
+# --- HTTP bodies ----------------------------------------------------------------------------------
+
+
+class AgentConfigIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Agent settings a client may choose."""
+
+    model_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class CreateSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/sessions``: no ``configuration_id`` means a scratch session."""
+
+    configuration_id: uuid.UUID | None = None
+    session_type: CreatableSessionType = "coding"
+    client_type: CreatableClientType = "web"
+    client_metadata: dict[str, Any] = {}
+    sandbox_mode: SandboxMode = "deferred"
+    initial_prompt: PromptText | None = None
+    title: Title | None = None
+    agent_config: AgentConfigIn = AgentConfigIn()
+
+
+class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as the API shows it (no sandbox URLs or secrets)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    created_by: uuid.UUID | None
+    configuration_id: uuid.UUID | None
+    session_type: str
+    client_type: str
+    client_metadata: dict[str, Any]
+    sandbox_mode: str
+    status: DbStatus
+    client_status: ClientStatus
+    title: str
+    sandbox_provider: str
+    has_sandbox: bool
+    has_snapshot: bool
+    initial_prompt: str | None
+    agent_config: dict[str, Any]
+    pause_reason: str | None
+    stop_reason: str | None
+    outcome: str | None
+    summary: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    paused_at: datetime | None
+    ended_at: datetime | None
+
+
+class CreateSessionResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/sessions`` (201; a replay of an Idempotency-Key answers the same)."""
+
+    session_id: uuid.UUID
+    configuration_id: uuid.UUID | None
+    status: ClientStatus
+    gateway_url: str
+    """The session's WebSocket path, relative to the API."""
+    has_snapshot: bool
+    is_new: bool
+    session: SessionView
+
+
+class SessionList(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/sessions``: newest first; pass ``next_cursor`` as ``cursor`` for more."""
+
+    sessions: list[SessionView]
+    next_cursor: str | None = None
+
+
+class SessionListQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters and paging of ``GET /api/sessions``."""
+
+    status: DbStatus | None = None
+    client_type: ClientType | None = None
+    created_by: uuid.UUID | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 50
+    cursor: str | None = None
+
+
+class RenameSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``PATCH /api/sessions/{id}``."""
+
+    title: Title
+
+
+class SendMessageRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/sessions/{id}/message``."""
+
+    content: PromptText
+    images: Annotated[tuple[ImageDataUri, ...], msgspec.Meta(max_length=MAX_IMAGES)] = ()
+    type: Literal["prompt"] = "prompt"
+    source: MessageSource | None = None
+    """Service callers may say where the prompt came from (e.g. slack)."""
+
+
+class SendMessageResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/sessions/{id}/message`` (202)."""
+
+    message_id: str
+    session_id: uuid.UUID
+
+
+class SessionStatusResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/sessions/{id}/status``."""
+
+    state: Literal["running", "terminated"]
+    status: ClientStatus
+    terminated_at: datetime | None = None
+    reason: str | None = None
+
+
+class Accepted(msgspec.Struct, frozen=True, kw_only=True):
+    """A request accepted for background work (eager-start, cancel, heartbeat)."""
+
+    accepted: bool = True
+    detail: str | None = None
+
+
+# --- records crossing processes (store ↔ actor ↔ ingress) --------------------------------------
+
+
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``sessions`` row, as the actor and the API read it."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    created_by: uuid.UUID | None
+    configuration_id: uuid.UUID | None
+    session_type: SessionType
+    client_type: ClientType
+    client_metadata: dict[str, Any]
+    sandbox_mode: SandboxMode
+    status: DbStatus
+    pause_reason: str | None
+    stop_reason: str | None
+    sandbox_provider: str
+    sandbox_id: str | None
+    agent_url: str | None
+    tools_url: str | None
+    preview_url: str | None
+    sandbox_expires_at: datetime | None
+    snapshot_id: str | None
+    coding_agent_session_id: str | None
+    agent_config: dict[str, Any]
+    system_prompt: str | None
+    initial_prompt: str | None
+    initial_prompt_sent_at: datetime | None
+    title: str
+    automation_id: uuid.UUID | None
+    trigger_id: uuid.UUID | None
+    trigger_event_id: uuid.UUID | None
+    trigger_context: dict[str, Any] | None
+    outcome: str | None
+    summary: str | None
+    completion_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    paused_at: datetime | None
+    ended_at: datetime | None
+    deleted_at: datetime | None
+
+    def view(self) -> SessionView:
+        """The client-facing view of this row."""
+        return SessionView(
+            id=self.id,
+            org_id=self.org_id,
+            created_by=self.created_by,
+            configuration_id=self.configuration_id,
+            session_type=self.session_type,
+            client_type=self.client_type,
+            client_metadata=self.client_metadata,
+            sandbox_mode=self.sandbox_mode,
+            status=self.status,
+            client_status=client_status(self.status),
+            title=self.title,
+            sandbox_provider=self.sandbox_provider,
+            has_sandbox=self.sandbox_id is not None,
+            has_snapshot=self.snapshot_id is not None,
+            initial_prompt=self.initial_prompt,
+            agent_config=self.agent_config,
+            pause_reason=self.pause_reason,
+            stop_reason=self.stop_reason,
+            outcome=self.outcome,
+            summary=self.summary,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            started_at=self.started_at,
+            paused_at=self.paused_at,
+            ended_at=self.ended_at,
+        )
+
+
+class NewSession(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``create_session`` inserts (API, automations and Slack all create through it)."""
+
+    org_id: uuid.UUID
+    created_by: uuid.UUID | None
+    configuration_id: uuid.UUID | None = None
+    session_type: SessionType = "coding"
+    client_type: ClientType = "web"
+    client_metadata: dict[str, Any] = {}
+    sandbox_mode: SandboxMode = "deferred"
+    sandbox_provider: str = "local"
+    initial_prompt: str | None = None
+    title: str = ""
+    agent_config: dict[str, Any] = {}
+    system_prompt: str | None = None
+    automation_id: uuid.UUID | None = None
+    trigger_id: uuid.UUID | None = None
+    trigger_event_id: uuid.UUID | None = None
+    trigger_context: dict[str, Any] | None = None
+    snapshot_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class ClientInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The actor's answer to ``get_status``: live state, for status replies and idle logic."""
+
+    status: ClientStatus
+    runtime_ready: bool
+    clients: int
+    agent_busy: bool
+    message: str | None = None
+
+
+# --- lifecycle events (NATS ``sessions.lifecycle``) ---------------------------------------------
+
+LifecycleKind = Literal[
+    "created", "running", "paused", "resumed", "migrated", "stopped", "completed"
+]
+
+
+class SessionLifecycleEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A session changed state. ``completed`` carries an automation run's completion."""
+
+    event: LifecycleKind
+    session_id: str
+    org_id: str
+    at: datetime
+    reason: str | None = None
+    sandbox_id: str | None = None
+    client_type: str | None = None
+    automation_id: str | None = None
+    run_id: str | None = None
+    completion_id: str | None = None
+    outcome: str | None = None
+    summary: str | None = None

@@ -1,0 +1,566 @@
+"""Sessions, their tool invocations, Idempotency-Key records and minimal configurations.
+
+Raw SQL over ``sessions``, ``session_tool_invocations``, ``idempotency_keys`` and
+``configurations``. Every query a user can reach takes the ``org_id`` so another org's rows
+are invisible (the API turns "not found" into 404). Queries without an org are for the
+session's own actor and for sandbox/service callers that were authenticated per session.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+
+from schemas.sessions import NewSession, SessionRecord
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+"""Anything that runs a query: a connection (inside a transaction) or the pool."""
+
+_COLUMNS = ", ".join(field.name for field in msgspec.structs.fields(SessionRecord))
+_LIVE = "deleted_at IS NULL"
+
+
+def _record(row: asyncpg.Record) -> SessionRecord:
+    return msgspec.convert(dict(row), SessionRecord)
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+async def insert_session(conn: Conn, new: NewSession) -> tuple[SessionRecord, bool]:
+    """Insert a session; returns (row, True), or (the existing row, False) when a session
+    with the same ``(org_id, idempotency_key)`` exists already."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO sessions (org_id, created_by, configuration_id, session_type,
+                client_type, client_metadata, sandbox_mode, sandbox_provider, initial_prompt,
+                title, agent_config, system_prompt, automation_id, trigger_id,
+                trigger_event_id, trigger_context, snapshot_id, idempotency_key)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18)
+            ON CONFLICT (org_id, idempotency_key) DO NOTHING
+            RETURNING {_COLUMNS}""",
+        new.org_id,
+        new.created_by,
+        new.configuration_id,
+        new.session_type,
+        new.client_type,
+        new.client_metadata,
+        new.sandbox_mode,
+        new.sandbox_provider,
+        new.initial_prompt,
+        new.title,
+        new.agent_config,
+        new.system_prompt,
+        new.automation_id,
+        new.trigger_id,
+        new.trigger_event_id,
+        new.trigger_context,
+        new.snapshot_id,
+        new.idempotency_key,
+    )
+    if row is not None:
+        return _record(row), True
+    existing = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM sessions WHERE org_id = $1 AND idempotency_key = $2",
+        new.org_id,
+        new.idempotency_key,
+    )
+    assert existing is not None  # the conflict row cannot vanish: sessions are soft-deleted
+    return _record(existing), False
+
+
+async def get_session(
+    conn: Conn, session_id: uuid.UUID, *, org_id: uuid.UUID | None = None
+) -> SessionRecord | None:
+    """The live (not deleted) session, scoped to ``org_id`` when given."""
+    if org_id is None:
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM sessions WHERE id = $1 AND {_LIVE}", session_id
+        )
+    else:
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM sessions WHERE id = $1 AND org_id = $2 AND {_LIVE}",
+            session_id,
+            org_id,
+        )
+    return None if row is None else _record(row)
+
+
+def _encode_cursor(created_at: datetime, session_id: uuid.UUID) -> str:
+    raw = msgspec.json.encode([created_at.isoformat(), str(session_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) position a list cursor names; ValueError if malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, sid = msgspec.json.decode(raw, type=tuple[str, str])
+        return datetime.fromisoformat(created), uuid.UUID(sid)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise ValueError("malformed cursor") from exc
+
+
+async def list_sessions(
+    conn: Conn,
+    org_id: uuid.UUID,
+    *,
+    status: str | None = None,
+    client_type: str | None = None,
+    created_by: uuid.UUID | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[SessionRecord], str | None]:
+    """An org's sessions, newest first, with a keyset cursor for the next page."""
+    where = ["org_id = $1", _LIVE]
+    args: list[Any] = [org_id]
+    for column, value in (
+        ("status", status),
+        ("client_type", client_type),
+        ("created_by", created_by),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    if cursor is not None:
+        created_at, after_id = decode_cursor(cursor)
+        args.extend([created_at, after_id])
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM sessions WHERE {" AND ".join(where)}
+            ORDER BY created_at DESC, id DESC LIMIT ${len(args)}""",
+        *args,
+    )
+    records = [_record(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = _encode_cursor(records[-1].created_at, records[-1].id) if more else None
+    return records, next_cursor
+
+
+async def rename_session(
+    conn: Conn, session_id: uuid.UUID, title: str, *, org_id: uuid.UUID | None = None
+) -> SessionRecord | None:
+    """Set the title; None if there is no such live session (in ``org_id``)."""
+    row = await conn.fetchrow(
+        f"""UPDATE sessions SET title = $2, updated_at = now()
+            WHERE id = $1 AND ($3::uuid IS NULL OR org_id = $3) AND {_LIVE}
+            RETURNING {_COLUMNS}""",
+        session_id,
+        title,
+        org_id,
+    )
+    return None if row is None else _record(row)
+
+
+async def soft_delete(conn: Conn, session_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """Mark the session deleted (and stopped if it was not over); False if not found."""
+    status = await conn.execute(
+        f"""UPDATE sessions
+            SET deleted_at = now(), updated_at = now(),
+                status = CASE WHEN status IN ('stopped', 'failed') THEN status ELSE 'stopped' END,
+                stop_reason = CASE WHEN status IN ('stopped', 'failed') THEN stop_reason
+                                   ELSE 'manual' END,
+                ended_at = COALESCE(ended_at, now())
+            WHERE id = $1 AND org_id = $2 AND {_LIVE}""",
+        session_id,
+        org_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def mark_starting(conn: Conn, session_id: uuid.UUID) -> None:
+    """The runtime is being prepared (first client, prompt or eager start)."""
+    await conn.execute(
+        """UPDATE sessions SET status = 'starting', updated_at = now()
+           WHERE id = $1 AND status IN ('pending', 'paused', 'failed', 'starting')""",
+        session_id,
+    )
+
+
+async def mark_running(
+    conn: Conn,
+    session_id: uuid.UUID,
+    *,
+    sandbox_id: str,
+    provider: str,
+    agent_url: str,
+    tools_url: str,
+    preview_url: str | None,
+    expires_at: datetime,
+) -> None:
+    """The sandbox is up: record it and its URLs; clears pause state."""
+    await conn.execute(
+        """UPDATE sessions
+           SET status = 'running', sandbox_id = $2, sandbox_provider = $3, agent_url = $4,
+               tools_url = $5, preview_url = $6, sandbox_expires_at = $7,
+               pause_reason = NULL, paused_at = NULL, stop_reason = NULL,
+               started_at = COALESCE(started_at, now()), last_activity_at = now(),
+               updated_at = now()
+           WHERE id = $1 AND status NOT IN ('stopped')""",
+        session_id,
+        sandbox_id,
+        provider,
+        agent_url,
+        tools_url,
+        preview_url,
+        expires_at,
+    )
+
+
+async def set_agent_session(conn: Conn, session_id: uuid.UUID, agent_session_id: str) -> None:
+    """Remember the OpenCode session id (reused while the sandbox lives)."""
+    await conn.execute(
+        "UPDATE sessions SET coding_agent_session_id = $2, updated_at = now() WHERE id = $1",
+        session_id,
+        agent_session_id,
+    )
+
+
+async def set_title(conn: Conn, session_id: uuid.UUID, title: str) -> None:
+    """Store a title the agent produced."""
+    await conn.execute(
+        "UPDATE sessions SET title = $2, updated_at = now() WHERE id = $1", session_id, title
+    )
+
+
+async def mark_failed(conn: Conn, session_id: uuid.UUID) -> None:
+    """Starting the runtime failed; a later connect retries."""
+    await conn.execute(
+        """UPDATE sessions SET status = 'failed', updated_at = now()
+           WHERE id = $1 AND status IN ('pending', 'starting', 'running')""",
+        session_id,
+    )
+
+
+async def mark_stopped(
+    conn: Conn,
+    session_id: uuid.UUID,
+    reason: str,
+    *,
+    outcome: str | None = None,
+    summary: str | None = None,
+) -> bool:
+    """Stop the session for good (sandbox gone); False if it was stopped already."""
+    status = await conn.execute(
+        """UPDATE sessions
+           SET status = 'stopped', stop_reason = $2, outcome = COALESCE($3, outcome),
+               summary = COALESCE($4, summary), sandbox_id = NULL, agent_url = NULL,
+               tools_url = NULL, ended_at = COALESCE(ended_at, now()), updated_at = now()
+           WHERE id = $1 AND status <> 'stopped'""",
+        session_id,
+        reason,
+        outcome,
+        summary,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def clear_sandbox(conn: Conn, session_id: uuid.UUID, sandbox_id: str) -> None:
+    """Forget a sandbox that is gone (compare-and-set on its id)."""
+    await conn.execute(
+        """UPDATE sessions SET sandbox_id = NULL, agent_url = NULL, tools_url = NULL,
+               updated_at = now()
+           WHERE id = $1 AND sandbox_id = $2""",
+        session_id,
+        sandbox_id,
+    )
+
+
+async def set_snapshot(conn: Conn, session_id: uuid.UUID, snapshot_id: str) -> None:
+    """The session resumes from this snapshot from now on."""
+    await conn.execute(
+        "UPDATE sessions SET snapshot_id = $2, updated_at = now() WHERE id = $1",
+        session_id,
+        snapshot_id,
+    )
+
+
+async def record_completion(
+    conn: Conn, session_id: uuid.UUID, *, completion_id: str, outcome: str, summary: str
+) -> None:
+    """Store an automation run's completion on its session."""
+    await conn.execute(
+        """UPDATE sessions SET completion_id = $2, outcome = $3, summary = $4, updated_at = now()
+           WHERE id = $1""",
+        session_id,
+        completion_id,
+        outcome,
+        summary,
+    )
+
+
+async def touch_activity(conn: Conn, session_id: uuid.UUID) -> None:
+    """Record activity (heartbeat, prompt) for the idle logic."""
+    await conn.execute("UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id)
+
+
+async def claim_initial_prompt(conn: Conn, session_id: uuid.UUID) -> str | None:
+    """The initial prompt if it was never sent, marking it sent; else None (send once)."""
+    value: str | None = await conn.fetchval(
+        """UPDATE sessions SET initial_prompt_sent_at = now()
+           WHERE id = $1 AND initial_prompt IS NOT NULL AND initial_prompt_sent_at IS NULL
+           RETURNING initial_prompt""",
+        session_id,
+    )
+    return value
+
+
+async def release_initial_prompt(conn: Conn, session_id: uuid.UUID) -> None:
+    """Sending the initial prompt failed: let the next attempt send it."""
+    await conn.execute(
+        "UPDATE sessions SET initial_prompt_sent_at = NULL WHERE id = $1", session_id
+    )
+
+
+# --- tool invocations ----------------------------------------------------------------------
+
+
+class ToolInvocation(msgspec.Struct, frozen=True, kw_only=True):
+    """A recorded tool callback."""
+
+    status: str
+    output: Any
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+async def begin_tool_invocation(
+    conn: Conn,
+    *,
+    session_id: uuid.UUID,
+    org_id: uuid.UUID,
+    tool_name: str,
+    tool_call_id: str,
+    args: dict[str, Any],
+) -> ToolInvocation | None:
+    """Record a call as executing; None if new, else the existing record (a retry).
+
+    An existing record that is still ``executing`` was left by an actor that died mid-call;
+    its attempt counter is bumped and the caller decides whether to run it again.
+    """
+    inserted = await conn.fetchval(
+        """INSERT INTO session_tool_invocations
+               (session_id, org_id, tool_name, tool_call_id, status, input)
+           VALUES ($1, $2, $3, $4, 'executing', $5)
+           ON CONFLICT (session_id, tool_name, tool_call_id) DO NOTHING
+           RETURNING id""",
+        session_id,
+        org_id,
+        tool_name,
+        tool_call_id,
+        args,
+    )
+    if inserted is not None:
+        return None
+    row = await conn.fetchrow(
+        """UPDATE session_tool_invocations
+           SET attempts = attempts + CASE WHEN status = 'executing' THEN 1 ELSE 0 END
+           WHERE session_id = $1 AND tool_name = $2 AND tool_call_id = $3
+           RETURNING status, output, error, created_at, completed_at""",
+        session_id,
+        tool_name,
+        tool_call_id,
+    )
+    assert row is not None
+    return ToolInvocation(**dict(row))
+
+
+async def finish_tool_invocation(
+    conn: Conn,
+    *,
+    session_id: uuid.UUID,
+    tool_name: str,
+    tool_call_id: str,
+    output: Any,
+    error: str | None,
+    duration_ms: int,
+) -> None:
+    """Record a call's outcome: completed with ``output``, or failed with ``error``."""
+    await conn.execute(
+        """UPDATE session_tool_invocations
+           SET status = CASE WHEN $4::text IS NULL THEN 'completed' ELSE 'failed' END,
+               output = $5, error = $4, duration_ms = $6, completed_at = now()
+           WHERE session_id = $1 AND tool_name = $2 AND tool_call_id = $3""",
+        session_id,
+        tool_name,
+        tool_call_id,
+        error,
+        output,
+        duration_ms,
+    )
+
+
+async def recorded_tool_response(
+    conn: Conn, session_id: uuid.UUID, tool_name: str, tool_call_id: str
+) -> Any:
+    """The stored response of a finished call, or None (never called, or still running)."""
+    return await conn.fetchval(
+        """SELECT output FROM session_tool_invocations
+           WHERE session_id = $1 AND tool_name = $2 AND tool_call_id = $3
+             AND status IN ('completed', 'failed')""",
+        session_id,
+        tool_name,
+        tool_call_id,
+    )
+
+
+async def count_tool_invocations(conn: Conn, session_id: uuid.UUID, tool_name: str) -> int:
+    """How many distinct calls of a tool a session made (audit, tests)."""
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM session_tool_invocations WHERE session_id = $1 AND tool_name = $2",
+        session_id,
+        tool_name,
+    )
+    return value
+
+
+# --- Idempotency-Key records ---------------------------------------------------------------
+
+
+class IdempotencyHit(msgspec.Struct, frozen=True, kw_only=True):
+    """A key seen before: still in flight, or done with a stored response."""
+
+    in_flight: bool
+    request_hash: str
+    status_code: int | None = None
+    response: Any = None
+
+
+# A request that claimed a key and never finished (its replica died) stops blocking retries.
+ABANDONED_AFTER_SECONDS = 120
+
+
+async def claim_idempotency_key(
+    conn: Conn, org_id: uuid.UUID, scope: str, key: str, request_hash: str
+) -> IdempotencyHit | None:
+    """Claim ``key`` for a new request (None), or report how it was used before."""
+    claimed = await conn.fetchval(
+        """INSERT INTO idempotency_keys (org_id, scope, key, request_hash, status)
+           VALUES ($1, $2, $3, $4, 'in_flight')
+           ON CONFLICT (org_id, scope, key) DO UPDATE
+               SET request_hash = EXCLUDED.request_hash, created_at = now()
+               WHERE idempotency_keys.status = 'in_flight'
+                 AND idempotency_keys.created_at
+                     < now() - make_interval(secs => $5)
+           RETURNING true""",
+        org_id,
+        scope,
+        key,
+        request_hash,
+        ABANDONED_AFTER_SECONDS,
+    )
+    if claimed:
+        return None
+    row = await conn.fetchrow(
+        """SELECT status, request_hash, status_code, response FROM idempotency_keys
+           WHERE org_id = $1 AND scope = $2 AND key = $3""",
+        org_id,
+        scope,
+        key,
+    )
+    assert row is not None
+    return IdempotencyHit(
+        in_flight=row["status"] == "in_flight",
+        request_hash=row["request_hash"],
+        status_code=row["status_code"],
+        response=row["response"],
+    )
+
+
+async def complete_idempotency_key(
+    conn: Conn, org_id: uuid.UUID, scope: str, key: str, status_code: int, response: Any
+) -> None:
+    """Store the response a replay of ``key`` answers with."""
+    await conn.execute(
+        """UPDATE idempotency_keys
+           SET status = 'done', status_code = $4, response = $5, completed_at = now()
+           WHERE org_id = $1 AND scope = $2 AND key = $3""",
+        org_id,
+        scope,
+        key,
+        status_code,
+        response,
+    )
+
+
+async def release_idempotency_key(conn: Conn, org_id: uuid.UUID, scope: str, key: str) -> None:
+    """The request failed: forget the key so a retry runs again."""
+    await conn.execute(
+        """DELETE FROM idempotency_keys
+           WHERE org_id = $1 AND scope = $2 AND key = $3 AND status = 'in_flight'""",
+        org_id,
+        scope,
+        key,
+    )
+
+
+# --- configurations (minimal: what sessions read and the setup tools write) ---------------
+
+
+class ConfigurationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``configurations`` row."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    service_commands: list[dict[str, Any]]
+    active_snapshot_id: str | None
+    sandbox_provider: str | None
+
+
+_CONFIG_COLUMNS = "id, org_id, name, service_commands, active_snapshot_id, sandbox_provider"
+
+
+async def create_configuration(conn: Conn, org_id: uuid.UUID, name: str) -> ConfigurationRecord:
+    """Create a configuration (unique name per org)."""
+    row = await conn.fetchrow(
+        f"INSERT INTO configurations (org_id, name) VALUES ($1, $2) RETURNING {_CONFIG_COLUMNS}",
+        org_id,
+        name,
+    )
+    return msgspec.convert(dict(row), ConfigurationRecord)
+
+
+async def get_configuration(
+    conn: Conn, configuration_id: uuid.UUID, org_id: uuid.UUID
+) -> ConfigurationRecord | None:
+    """The org's configuration, or None."""
+    row = await conn.fetchrow(
+        f"SELECT {_CONFIG_COLUMNS} FROM configurations WHERE id = $1 AND org_id = $2",
+        configuration_id,
+        org_id,
+    )
+    return None if row is None else msgspec.convert(dict(row), ConfigurationRecord)
+
+
+async def set_configuration_snapshot(
+    conn: Conn, configuration_id: uuid.UUID, org_id: uuid.UUID, snapshot_id: str
+) -> None:
+    """Sessions of this configuration start from ``snapshot_id`` from now on."""
+    await conn.execute(
+        """UPDATE configurations SET active_snapshot_id = $3, updated_at = now()
+           WHERE id = $1 AND org_id = $2""",
+        configuration_id,
+        org_id,
+        snapshot_id,
+    )
+
+
+async def set_service_commands(
+    conn: Conn, configuration_id: uuid.UUID, org_id: uuid.UUID, commands: list[dict[str, Any]]
+) -> None:
+    """Replace the configuration's service commands."""
+    await conn.execute(
+        """UPDATE configurations SET service_commands = $3, updated_at = now()
+           WHERE id = $1 AND org_id = $2""",
+        configuration_id,
+        org_id,
+        commands,
+    )

@@ -1,0 +1,164 @@
+"""Session lifecycle → runs, in process: a completion is recorded once per completion id
+(with its artifacts and notification enqueued), a session that stops without one fails
+its run, and a completion stored on the session is used when its event was lost."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+import pytest
+
+from actors.lifecycle_consumer import LifecycleConsumer
+from core.bus import Subjects, connect
+from core.settings import Settings
+from schemas.sessions import LifecycleKind, NewSession, SessionLifecycleEvent
+from store import runs, sessions
+from tests.fixtures.automations import (  # noqa: F401
+    eventually,
+    iso_pool,
+    iso_settings,
+    make_run,
+)
+
+
+@pytest.fixture
+async def consumer(iso_settings: Settings) -> AsyncIterator[LifecycleConsumer]:
+    """The lifecycle consumer, in process."""
+    member = LifecycleConsumer(iso_settings, f"test-lifecycle-{uuid.uuid4().hex[:6]}")
+    assert await member.ready(30)
+    yield member
+    await member.shutdown()
+
+
+async def _running_run(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """(org, run, session) of a run that is running in a session."""
+    run = await make_run(pool)
+    async with pool.acquire() as conn:
+        config = await sessions.create_configuration(
+            conn, run.org_id, f"cfg-{uuid.uuid4().hex[:6]}"
+        )
+    session, _ = await sessions.insert_session(
+        pool,
+        NewSession(
+            org_id=run.org_id,
+            created_by=run.created_by,
+            client_type="automation",
+            configuration_id=config.id,
+            idempotency_key=f"run:{run.id}:session",
+        ),
+    )
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE automation_runs SET status = 'ready' WHERE id = $1", run.id)
+        claimed = await runs.claim(
+            conn, run.id, from_statuses=("ready",), to_status="running", owner="test"
+        )
+        assert claimed is not None
+        assert await runs.mark_running(
+            conn,
+            run.id,
+            claimed.lease_version,
+            session_id=session.id,
+            configuration_id=config.id,
+            max_run_seconds=3600,
+        )
+    return run.org_id, run.id, session.id
+
+
+async def _publish(settings: Settings, event: SessionLifecycleEvent) -> None:
+    nc = await connect(settings.nats_url, name="test-lifecycle-publisher")
+    try:
+        await nc.jetstream().publish(
+            Subjects(settings.nats_prefix).session_lifecycle, msgspec.json.encode(event)
+        )
+    finally:
+        await nc.close()
+
+
+def _event(
+    kind: LifecycleKind, org: uuid.UUID, session: uuid.UUID, **fields: str
+) -> SessionLifecycleEvent:
+    return SessionLifecycleEvent(
+        event=kind,
+        session_id=str(session),
+        org_id=str(org),
+        at=datetime.now(UTC),
+        **fields,
+    )
+
+
+async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | None]:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT status, status_reason FROM automation_runs WHERE id = $1", run_id
+        )
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_completion_is_applied_once(
+    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    org, run_id, session = await _running_run(iso_pool)
+    done = _event(
+        "completed",
+        org,
+        session,
+        run_id=str(run_id),
+        completion_id="cmp-1",
+        outcome="needs_human",
+        summary="Need a decision on the schema",
+    )
+    await _publish(iso_settings, done)
+    await _publish(iso_settings, done)  # redelivered / duplicated
+    await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
+
+    async def settled() -> tuple[str, str | None] | None:
+        status = await _status(iso_pool, run_id)
+        return status if status[0] != "running" else None
+
+    assert await eventually(settled) == ("needs_human", "agent_reported")
+    async with iso_pool.acquire() as conn:
+        run = await runs.get_record(conn, run_id)
+        kinds = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT kind FROM outbox WHERE run_id = $1 ORDER BY id", run_id
+            )
+        ]
+    assert run is not None and run.completion_id == "cmp-1"
+    assert run.completion_json is not None
+    assert run.completion_json["summary_markdown"] == "Need a decision on the schema"
+    assert kinds.count("notify_run_terminal") == 1 and kinds.count("write_artifacts") == 1
+
+
+async def test_session_stopped_without_completion_fails_the_run(
+    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    org, run_id, session = await _running_run(iso_pool)
+    await _publish(iso_settings, _event("stopped", org, session, reason="error"))
+
+    async def settled() -> tuple[str, str | None] | None:
+        status = await _status(iso_pool, run_id)
+        return status if status[0] != "running" else None
+
+    assert await eventually(settled) == ("failed", "no_completion")
+
+
+async def test_lost_completion_event_is_recovered_from_the_session(
+    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    org, run_id, session = await _running_run(iso_pool)
+    await sessions.record_completion(
+        iso_pool, session, completion_id="cmp-9", outcome="succeeded", summary="Done"
+    )
+    await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
+
+    async def settled() -> tuple[str, str | None] | None:
+        status = await _status(iso_pool, run_id)
+        return status if status[0] != "running" else None
+
+    assert await eventually(settled) == ("succeeded", None)

@@ -1,0 +1,207 @@
+// The session WebSocket: seq cursor, duplicate dropping, reconnection with backoff.
+//
+// Every server message carries `seq`. Logged events have seq > 0 and grow; the client
+// remembers the last one it applied and reconnects with `?after_seq=<it>`, so the server
+// replays exactly what was missed. Anything with seq <= the last seen is a duplicate and
+// dropped. `init` carries the cursor its transcript is complete up to and replaces the
+// cursor. seq == 0 is a reply to this socket only (pong, a status or error answer).
+
+import { ApiError, fetchWsToken } from "./api.js";
+
+export const BASE_DELAY_MS = 1000;
+export const MAX_DELAY_MS = 30000;
+export const MAX_RETRIES = 10;
+/** Keep-alive ping period; a socket silent for 3 periods is treated as dropped. */
+export const PING_INTERVAL_MS = 25000;
+
+/**
+ * Close codes after which reconnecting cannot help: policy violation, a bad request, another
+ * org's or a missing session. (4401 is retried: every attempt fetches a fresh token, and a
+ * refused token request ends the retries.)
+ */
+const FATAL_CLOSE_CODES = new Set([1008, 4400, 4403, 4404]);
+
+/** Delay before reconnect attempt `attempt` (0-based): base × 2^attempt, capped. */
+export function backoffDelay(attempt, baseMs = BASE_DELAY_MS, maxMs = MAX_DELAY_MS) {
+  return Math.min(maxMs, baseMs * 2 ** attempt);
+}
+
+/** The WebSocket URL of a session on this page's origin. */
+export function sessionSocketUrl(sessionId, token, afterSeq) {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const params = new URLSearchParams({ token });
+  if (afterSeq !== null) params.set("after_seq", String(afterSeq));
+  return `${scheme}//${window.location.host}/api/sessions/${encodeURIComponent(sessionId)}/ws?${params}`;
+}
+
+/**
+ * A live connection to one session. Calls `onEvent(message)` for every server message that
+ * is not a duplicate, in order, and `onState(state, detail)` when the connection changes:
+ * "connecting", "connected", "reconnecting" ({attempt, delayMs, code}) or "disconnected"
+ * ({reason}). Options override the backoff (baseDelayMs, maxDelayMs, maxRetries), the
+ * keep-alive (pingIntervalMs) and how a token is fetched (fetchToken).
+ */
+export class SessionConnection {
+  constructor(sessionId, { onEvent, onState = () => {}, ...options } = {}) {
+    this.sessionId = sessionId;
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.baseDelayMs = options.baseDelayMs ?? BASE_DELAY_MS;
+    this.maxDelayMs = options.maxDelayMs ?? MAX_DELAY_MS;
+    this.maxRetries = options.maxRetries ?? MAX_RETRIES;
+    this.pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
+    this.fetchToken = options.fetchToken ?? fetchWsToken;
+    /** Last logged seq applied; null until the first `init` (the first connect asks for one). */
+    this.lastSeq = null;
+    this.socket = null;
+    this.retries = 0;
+    this.stopped = false;
+    this.state = "idle";
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._lastHeard = 0;
+  }
+
+  /** Open the connection (once). */
+  start() {
+    this._connect();
+  }
+
+  /** Close for good: no reconnect. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this._retryTimer);
+    this._stopPing();
+    if (this.socket) {
+      this._detach(this.socket);
+      this.socket.close(1000, "client closed");
+      this.socket = null;
+    }
+    this._setState("disconnected", { reason: "closed" });
+  }
+
+  /** Send a client message; false (nothing sent) unless connected. */
+  send(message) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  _setState(state, detail = {}) {
+    this.state = state;
+    this.onState(state, detail);
+  }
+
+  async _connect() {
+    if (this.stopped) return;
+    if (this.retries === 0) this._setState("connecting");
+    let token;
+    try {
+      token = await this.fetchToken();
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+        this._giveUp("You are signed out.");
+      } else {
+        this._scheduleRetry(null);
+      }
+      return;
+    }
+    if (this.stopped) return;
+    let socket;
+    try {
+      socket = new WebSocket(sessionSocketUrl(this.sessionId, token, this.lastSeq));
+    } catch {
+      this._scheduleRetry(null);
+      return;
+    }
+    this.socket = socket;
+    socket.onopen = () => {
+      this._lastHeard = Date.now();
+      this._startPing();
+      this._setState("connected");
+    };
+    socket.onmessage = (event) => {
+      this._lastHeard = Date.now();
+      // The retry budget refills only once the server has actually spoken: a server that
+      // accepts and then drops every connection still runs out of tries.
+      this.retries = 0;
+      this._receive(event.data);
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this._stopPing();
+      if (FATAL_CLOSE_CODES.has(event.code)) {
+        this._giveUp(event.reason || `Connection refused (${event.code}).`);
+      } else {
+        this._scheduleRetry(event.code);
+      }
+    };
+    // An error is always followed by a close event, which decides what happens next.
+    socket.onerror = () => {};
+  }
+
+  _receive(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (!message || typeof message !== "object" || typeof message.type !== "string") return;
+    const seq = typeof message.seq === "number" ? message.seq : 0;
+    if (message.type === "init") {
+      this.lastSeq = seq;
+    } else if (seq > 0) {
+      if (this.lastSeq !== null && seq <= this.lastSeq) return;
+      this.lastSeq = seq;
+    }
+    this.onEvent(message);
+  }
+
+  _scheduleRetry(code) {
+    if (this.stopped) return;
+    if (this.retries >= this.maxRetries) {
+      this._giveUp("Could not reconnect.");
+      return;
+    }
+    const delayMs = backoffDelay(this.retries, this.baseDelayMs, this.maxDelayMs);
+    this.retries += 1;
+    this._setState("reconnecting", { attempt: this.retries, delayMs, code });
+    this._retryTimer = setTimeout(() => this._connect(), delayMs);
+  }
+
+  _giveUp(reason) {
+    this.stopped = true;
+    this._setState("disconnected", { reason });
+  }
+
+  _startPing() {
+    this._stopPing();
+    this._pingTimer = setInterval(() => {
+      if (Date.now() - this._lastHeard > 3 * this.pingIntervalMs) {
+        // Nothing heard for too long: the network dropped without a close. Abandon the
+        // socket (its close handshake could hang) and reconnect now.
+        const socket = this.socket;
+        if (socket) {
+          this._detach(socket);
+          socket.close(4000, "keep-alive timeout");
+          this.socket = null;
+        }
+        this._stopPing();
+        this._scheduleRetry(null);
+        return;
+      }
+      this.send({ type: "ping" });
+    }, this.pingIntervalMs);
+  }
+
+  _stopPing() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+  }
+
+  _detach(socket) {
+    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+  }
+}
