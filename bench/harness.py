@@ -7,8 +7,6 @@ reachable, else embedded ones), a fresh database and NATS prefix per run.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import secrets
 import statistics
 import tempfile
@@ -19,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.settings import Settings
-from tests.conftest import RAY_ENV
 from tests.fixtures.net import free_port
+from tests.fixtures.ray import start_local_ray
 from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
 
 
@@ -46,15 +44,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             nats_stream_max_bytes=256 * 1024**2,
             **overrides,  # type: ignore[arg-type]
         )
-        os.environ.update(RAY_ENV)
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            namespace="warren",
-            _node_ip_address="127.0.0.1",
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+        start_local_ray()
         try:
             serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
             serve.run(build_app(settings), name="warren", route_prefix="/")

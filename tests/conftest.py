@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,18 +12,8 @@ import pytest
 
 from core.settings import Settings
 from tests.fixtures.net import free_port
+from tests.fixtures.ray import start_local_ray
 from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
-
-# Ray's own processes are kept quiet and on loopback (PLATFORM-NOTES).
-RAY_ENV = {
-    "RAY_NODE_IP_ADDRESS": "127.0.0.1",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_task_events_report_interval_ms": "0",
-    "RAY_enable_timeline": "0",
-    "RAY_event_stats": "0",
-    "RAY_metrics_report_interval_ms": "60000",
-    "RAY_LOG_MONITOR_MANY_FILES_THRESHOLD": "0",
-}
 
 
 @pytest.fixture(scope="session")
@@ -87,15 +75,7 @@ def ray_cluster() -> Iterator[None]:
     """Ray started once per test session: 2 CPUs, loopback, no dashboard."""
     import ray
 
-    os.environ.update(RAY_ENV)
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        namespace="warren",
-        _node_ip_address="127.0.0.1",
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
+    start_local_ray()
     yield
     ray.shutdown()
 
