@@ -124,6 +124,12 @@ class OpenCodeClient:
         found = await self._request("GET", f"/session/{session_id}", retries=3, ok_missing=True)
         return found if isinstance(found, dict) else None
 
+    async def directory(self) -> str | None:
+        """The directory the server works in (``GET /path``), if it says."""
+        found = await self._request("GET", "/path", retries=3, ok_missing=True)
+        value = found.get("directory") if isinstance(found, dict) else None
+        return value if isinstance(value, str) else None
+
     async def create_session(self, title: str) -> str:
         """Create a session titled ``title``; returns its id."""
         created = await self._request("POST", "/session", json={"title": title}, retries=4)

@@ -9,17 +9,26 @@ and never block the event loop. Create or find it with :mod:`actors.session_clie
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any
 
 import ray
 
 from actors.session_core import SessionCore
+from actors.session_git import GitRequest, SessionGit
+from actors.session_idle import IdleWatcher
+from actors.session_pause import SessionExiting, pause_session
 from actors.session_runtime import ProviderFactory
 from actors.session_tools import ToolRunner
 from core.settings import Settings
-from schemas.sessions import ClientInfo, MessageSource
+from schemas.git import GitResult, GitState
+from schemas.sessions import ClientInfo, MessageSource, PauseReason
 from schemas.tools import ToolCallResponse, ToolName
+
+EXIT_GRACE_SECONDS = 0.5
+"""Delay between a pause's reply and the actor ending."""
 
 
 @ray.remote
@@ -34,9 +43,13 @@ class SessionActor:
     ) -> None:
         self._core = SessionCore(session_id, settings, provider_factory)
         self._tools = ToolRunner(self._core)
+        self._git = SessionGit(self._core)
         # Recovery starts now, not at the first call: after a crash the restarted actor
         # reconnects to its sandbox even if no client calls it.
         self._core.schedule_start()
+        self._exit_ref: Any = None
+        self._idle = IdleWatcher(self._core, self._tools, self._exit_soon)
+        self._idle.start()
 
     async def ping(self) -> int:
         """Liveness; returns the actor's process id (benchmarks measure it)."""
@@ -46,6 +59,7 @@ class SessionActor:
     async def client_connected(self, conn_id: str) -> ClientInfo:
         """A WebSocket client joined: count it, and start the runtime in the background."""
         await self._core.started()
+        self._refuse_if_exiting()
         self._core.client_connected(conn_id)
         record = self._core.record
         if record is not None and record.status != "stopped":
@@ -64,6 +78,7 @@ class SessionActor:
 
     async def ensure_runtime_ready(self) -> ClientInfo:
         """Start (or recover) the sandbox, OpenCode session and event stream; wait for it."""
+        self._refuse_if_exiting()
         await self._core.ensure_ready()
         return self._core.info()
 
@@ -81,6 +96,8 @@ class SessionActor:
         source: MessageSource = "web",
     ) -> str:
         """Broadcast the prompt and send it to the agent; idempotent per ``message_id``."""
+        self._refuse_if_exiting()
+        self._core.last_activity = time.monotonic()
         return await self._core.prompt(
             message_id, content, images, sender_id=sender_id, source=source
         )
@@ -111,6 +128,56 @@ class SessionActor:
     ) -> ToolCallResponse:
         """Run an agent tool callback once per ``tool_call_id`` (args already validated)."""
         return await self._tools.call(tool, tool_call_id, args)
+
+    async def git_status(self, workspace_path: str | None = None) -> GitState | GitResult:
+        """The repo's git state (a failed ``status`` result when it cannot be read)."""
+        await self._core.started()
+        return await self._git.status(workspace_path)
+
+    async def git_run(self, user_id: str | None, request: GitRequest) -> GitResult:
+        """A git mutation for ``user_id`` (only the session's creator may; see session_git)."""
+        return await self._git.run(user_id, request)
+
+    async def pause(self, reason: PauseReason = "manual") -> str:
+        """Snapshot and stop the sandbox, mark the session paused, then exit this actor.
+
+        Returns the snapshot id. Raises ``NothingToPause`` when there is no sandbox.
+        """
+        snapshot_id = await pause_session(self._core, reason)
+        self._exit_soon()
+        return snapshot_id
+
+    async def proxy_opened(self, conn_id: str) -> None:
+        """A replica has proxy connections to this session (never boots anything)."""
+        self._idle.proxy_opened(conn_id)
+
+    async def proxy_closed(self, conn_id: str) -> None:
+        """A replica's proxy connections to this session are gone."""
+        self._idle.proxy_closed(conn_id)
+
+    async def exit_now(self) -> None:
+        """Release everything and end this actor for good; called by the actor itself
+        after a pause.
+
+        ``ray.actor.exit_actor()`` is not enough: Ray restarts an actor with
+        ``max_restarts=-1`` after it, so the actor kills itself without restart instead.
+        """
+        await self._tools.close()
+        await self._core.close()
+        # The reply of the call that paused went out before this call ran; give it time
+        # to reach its caller before the process ends.
+        await asyncio.sleep(EXIT_GRACE_SECONDS)
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    def _exit_soon(self) -> None:
+        # exit_actor() must run inside an actor task; a call to ourselves provides one,
+        # and the current call still returns its result first.
+        me = ray.get_runtime_context().current_actor
+        self._exit_ref = me.exit_now.remote()
+
+    def _refuse_if_exiting(self) -> None:
+        if self._core.exiting:
+            raise SessionExiting(self._core.session_id)
 
     async def terminate(self, reason: str = "manual") -> None:
         """Destroy the sandbox and stop the session; the caller then kills the actor."""

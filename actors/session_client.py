@@ -21,9 +21,11 @@ import msgspec
 import ray
 from nats.js import JetStreamContext
 from ray.actor import ActorHandle
+from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from actors.session import SessionActor
 from actors.session_log import stream_last_seq
+from actors.session_pause import SessionExiting
 from actors.session_runtime import ProviderFactory
 from core.bus import Subjects
 from core.settings import Settings
@@ -119,6 +121,41 @@ async def kill_session_actor(session_id: str) -> None:
 async def call_actor(handle: ActorHandle[Any], method: str, *args: Any, **kwargs: Any) -> Any:
     """Call ``handle.method(*args)`` and await its result."""
     return await getattr(handle, method).remote(*args, **kwargs)
+
+
+LIVE_CALL_DEADLINE = 60.0
+"""How long :func:`call_live` keeps retrying while a pausing actor exits."""
+
+
+async def call_live(
+    session_id: str,
+    settings: Settings,
+    method: str,
+    *args: Any,
+    handle: ActorHandle[Any] | None = None,
+    **kwargs: Any,
+) -> tuple[ActorHandle[Any], Any]:
+    """Call ``method`` on the session's actor, creating it if needed; returns (handle, result).
+
+    A paused session's actor exits (actors/session_pause.py): a cached handle may point at
+    a dead actor, or at one still finishing its pause (``SessionExiting``). Either way the
+    handle is dropped and the call retried on the next actor (a fresh one boots from the
+    snapshot), until :data:`LIVE_CALL_DEADLINE`.
+    """
+    deadline = asyncio.get_running_loop().time() + LIVE_CALL_DEADLINE
+    delay = 0.05
+    while True:
+        if handle is None:
+            handle = await get_session_actor(session_id, settings)
+        try:
+            return handle, await call_actor(handle, method, *args, **kwargs)
+        except (ActorDiedError, ActorUnavailableError, SessionExiting):
+            forget_actor(session_id)
+            handle = None
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 async def publish_lifecycle(

@@ -29,6 +29,7 @@ from nats.aio.client import Client as NATS
 from actors.opencode_client import Event, OpenCodeError
 from actors.session_events import EventProcessor, coalesce_tokens, snapshot_events
 from actors.session_log import EventLog, read_events
+from actors.session_pause import SessionExiting
 from actors.session_runtime import (
     ProviderFactory,
     Runtime,
@@ -39,7 +40,7 @@ from actors.session_runtime import (
 from actors.transcript import Transcript
 from core import bus
 from core.db import create_pool
-from core.metrics import actor_metrics
+from core.metrics import actor_metrics, lifecycle_metrics
 from core.settings import Settings
 from schemas.sessions import (
     ClientInfo,
@@ -69,6 +70,10 @@ log = logging.getLogger(__name__)
 CLIENT_TTL_SECONDS = 45.0
 """A client not heard from (connect or heartbeat) for this long no longer counts."""
 SSE_FAILURES_BEFORE_LIVENESS_CHECK = 3
+ACTOR_POOL_MAX_SIZE = 2
+"""Postgres connections one session actor may hold at once."""
+ACTOR_POOL_IDLE_SECONDS = 5.0
+"""A session actor's connection idle this long is closed."""
 _SOURCE: dict[str, MessageSource] = {
     "web": "web",
     "slack": "slack",
@@ -114,6 +119,8 @@ class SessionCore:
         self.clients: dict[str, float] = {}
         self.migrating = False
         self.stopping = False
+        self.exiting = False
+        """A pause is under way and the actor exits after it (see actors/session_pause.py)."""
         self._lock = asyncio.Lock()
         self._start_task: asyncio.Task[None] | None = None
         self._ready_task: asyncio.Task[None] | None = None
@@ -137,8 +144,14 @@ class SessionCore:
 
     async def _start(self) -> None:
         if self.pool is None:
-            # min_size 0: an idle session holds no Postgres connection.
-            self.pool = await create_pool(self.settings.database_url, min_size=0, max_size=3)
+            # One pool per live session: tiny, and idle connections close within seconds,
+            # so hundreds of idle actors hold no Postgres connection (max_connections).
+            self.pool = await create_pool(
+                self.settings.database_url,
+                min_size=0,
+                max_size=ACTOR_POOL_MAX_SIZE,
+                max_inactive_connection_lifetime=ACTOR_POOL_IDLE_SECONDS,
+            )
         if self.nats is None:
             self.nats = await bus.connect(
                 self.settings.nats_url, name=f"warren-session-{self.session_id}"
@@ -334,6 +347,8 @@ class SessionCore:
         assert self.pool is not None and self.runtime is not None and self.log is not None
         if self.stopping:
             raise SessionStopped(self.session_id)
+        if self.exiting:
+            raise SessionExiting(self.session_id)
         record = await session_store.get_session(self.pool, self.sid)
         if record is None:
             raise SessionGone(self.session_id)
@@ -385,6 +400,8 @@ class SessionCore:
         self.record = await session_store.get_session(self.pool, self.sid) or record
         await self.emit([Status(status="running")])
         await self.lifecycle("resumed" if was_paused else "running", sandbox_id=handle.sandbox_id)
+        if was_paused:
+            lifecycle_metrics().resumes.inc()
         self._spawn(self._send_initial_prompt())
 
     async def _adopt_agent_session(
@@ -586,6 +603,21 @@ class SessionCore:
         task = asyncio.get_event_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` referenced until it ends (and cancel it on :meth:`close`)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def booting_task(self) -> asyncio.Task[None] | None:
+        """The runtime boot in progress, if any."""
+        task = self._ready_task
+        return task if task is not None and not task.done() else None
+
+    async def close_open_messages(self) -> None:
+        """Cancel every in-progress message (the agent is about to go away)."""
+        async with self._lock:
+            await self._close_open_messages()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""

@@ -23,6 +23,7 @@ from schemas.sandbox import (
     AgentConfig,
     AgentMode,
     CreateSandboxOptions,
+    RepoSpec,
     SandboxHandle,
     ServiceCommand,
 )
@@ -87,6 +88,10 @@ def sandbox_options(
         service_commands=services,
         api_url=settings.api_url,
         sandbox_token=tokens.sandbox_token(settings.secret_key, str(record.id)),
+        repos=tuple(
+            RepoSpec(url=repo.url, branch=repo.branch, workspace_path=repo.workspace_path)
+            for repo in record.repos
+        ),
     )
 
 
@@ -131,9 +136,15 @@ class Runtime:
         Returns (id, created).
         """
         assert self.client is not None
-        if known_id and await self.client.get_session(known_id) is not None:
-            self.agent_session_id = known_id
-            return known_id, False
+        known = await self.client.get_session(known_id) if known_id else None
+        if known_id and known is not None:
+            # A snapshot restored under another path (the local provider names the
+            # workspace after the sandbox) leaves a session bound to a directory that is
+            # gone; OpenCode would accept prompts for it and never answer them.
+            directory = await self.client.directory()
+            if directory is None or known.get("directory") in (None, directory):
+                self.agent_session_id = known_id
+                return known_id, False
         self.agent_session_id = await self.client.create_session(title)
         return self.agent_session_id, True
 

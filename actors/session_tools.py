@@ -69,6 +69,10 @@ class ToolRunner:
             "request_env_variables": self._request_env_variables,
         }
 
+    def in_flight(self) -> int:
+        """Tool callbacks running now (they keep the session from being paused)."""
+        return sum(1 for until, _ in self._calls.values() if until == float("inf"))
+
     def _purge(self) -> None:
         now = time.monotonic()
         for key in [k for k, (until, _) in self._calls.items() if until < now]:

@@ -12,6 +12,7 @@ from actors.bootstrap import start_background_actors
 from api.cookies import SessionCookieRefresh
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
+from api.openapi import install as install_openapi
 from api.proxy_http import close_upstream_client
 from api.routes import (
     api_keys,
@@ -22,6 +23,7 @@ from api.routes import (
     proxy,
     runs,
     schedules,
+    session_pause,
     session_tools,
     session_ws,
     sessions,
@@ -76,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(session_ws.router)
     app.include_router(session_tools.router)
+    app.include_router(session_pause.router)
     app.include_router(proxy.router)
     app.include_router(shares.router)
     app.include_router(web_page.router)
+    # Handlers decode their own bodies; this adds the request schemas routes declare.
+    install_openapi(app)
     return app

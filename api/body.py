@@ -13,7 +13,9 @@ from api.errors import ApiError
 T = TypeVar("T")
 
 _PATH = re.compile(r"at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`")
-_MISSING = re.compile(r"required field `([^`]+)`")
+# "Object missing required field `x`" and "Object contains unknown field `x`" name the
+# field inside the object the path points at.
+_NAMED = re.compile(r"(?:required|unknown) field `([^`]+)`")
 
 
 def field_of(error: msgspec.ValidationError) -> str | None:
@@ -23,9 +25,9 @@ def field_of(error: msgspec.ValidationError) -> str | None:
     at = _PATH.search(text)
     if at:
         path = at.group(1).lstrip(".")
-    missing = _MISSING.search(text)
-    if missing:
-        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    named = _NAMED.search(text)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
     return path or None
 
 

@@ -19,12 +19,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Open a pool against ``dsn``; raises if Postgres is unreachable."""
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    max_inactive_connection_lifetime: float = 300.0,
+) -> asyncpg.Pool:
+    """Open a pool against ``dsn``; raises if Postgres is unreachable.
+
+    Connections idle for ``max_inactive_connection_lifetime`` seconds are closed (down to
+    ``min_size``); many small pools (one per session actor) keep it short.
+    """
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_inactive_connection_lifetime=max_inactive_connection_lifetime,
         init=_init_connection,
         command_timeout=30,
     )

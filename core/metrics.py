@@ -127,3 +127,39 @@ PROXY_CONNECTIONS = Gauge(
     ["target"],
     registry=REGISTRY,
 )
+
+
+# --- session pause, resume, migration (actor side) ----------------------------------------------
+
+
+class LifecycleMetrics:
+    """Counters of session pauses, resumes and idle snapshots (actor side)."""
+
+    def __init__(self) -> None:
+        from ray.util import metrics as ray_metrics
+
+        self.pauses = ray_metrics.Counter(
+            "warren_session_pauses_total",
+            description="Sessions snapshotted and paused, by reason (manual, inactivity).",
+            tag_keys=("reason",),
+        )
+        self.resumes = ray_metrics.Counter(
+            "warren_session_resumes_total",
+            description="Paused sessions booted again from their snapshot.",
+        )
+        self.idle_snapshots = ray_metrics.Counter(
+            "warren_session_idle_snapshots_total",
+            description="Idle-snapshot attempts, by outcome (ok, failed, gave_up).",
+            tag_keys=("outcome",),
+        )
+
+
+_lifecycle_metrics: LifecycleMetrics | None = None
+
+
+def lifecycle_metrics() -> LifecycleMetrics:
+    """The pause/resume counters of this process, created on first use."""
+    global _lifecycle_metrics
+    if _lifecycle_metrics is None:
+        _lifecycle_metrics = LifecycleMetrics()
+    return _lifecycle_metrics

@@ -70,6 +70,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
     sandbox_provider: Literal["local", "modal", "e2b"] = "local"
     sandbox_expiry_seconds: Annotated[int, msgspec.Meta(ge=30)] = 3600
+    idle_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """How often a session actor checks whether its session is idle."""
+    idle_grace_web_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    """Inactivity before an idle web/CLI session is snapshotted and paused."""
+    idle_grace_automation_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """Inactivity before an idle automation/Slack session is snapshotted and paused."""
     opencode_bin: str = ""
     """Path to the ``opencode`` binary; defaults to the one deploy/sandbox installs."""
     artifact_store: Literal["local", "s3"] = "local"

@@ -59,6 +59,12 @@ def status(paths: files.Paths) -> int:
     nats_pid = EmbeddedNats(paths.nats).pid if run.nats else None
     say("postgres", f"{run.postgres} pid {pg_pid}" if run.postgres else "external")
     say("nats", f"{run.nats} pid {nats_pid}" if run.nats else "external")
+    say(
+        "model",
+        f"{run.scripted_model} scripted (pid {run.scripted_model_pid})"
+        if run.scripted_model
+        else "external (WARREN_LLM_BASE_URL)",
+    )
     ray_state = "running" if running(run.ray_pid, "ray start") else "not running"
     say("ray head", f"{run.ray_address} {ray_state} (pid {run.ray_pid})")
     say("dashboard", f"{run.dashboard_url} (token: {AUTH_TOKEN_PATH})")

@@ -1,9 +1,11 @@
-"""The local stack: PostgreSQL, NATS, a Ray head and the Serve app, started and stopped in order.
+"""The local stack: PostgreSQL, NATS, the scripted model, a Ray head and the Serve app,
+started and stopped in order.
 
 ``up`` prints each step with its duration, the URLs, then stays in the foreground until
 Ctrl-C, SIGTERM (``stop`` from another terminal) or the death of one of its servers, and
-then shuts everything it started down: Serve, its Ray head (by pid), NATS, PostgreSQL.
-``WARREN_DATABASE_URL`` / ``WARREN_NATS_URL`` in the environment replace the embedded servers.
+then shuts everything it started down: Serve, its Ray head (by pid), the scripted model,
+NATS, PostgreSQL. ``WARREN_DATABASE_URL`` / ``WARREN_NATS_URL`` in the environment replace
+the embedded servers; with ``WARREN_LLM_BASE_URL`` set, no scripted model is started.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from deploy.net import LOOPBACK, pick_port, port_free
 from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running, tail
 from deploy.ray_head import AUTH_TOKEN_PATH, RayHead, RayPorts, ray_env, stop_head
+from deploy.scripted_model import DEMO_SCRIPT, MODEL_ID, EmbeddedScriptedModel, stop_leftover
 
 RUNNER_MARKER = "-m deploy"
 
@@ -78,7 +81,12 @@ def choose_ports(saved: files.StackPorts, taken: set[int]) -> files.StackPorts:
         autoscaler_metrics=pick(r.autoscaler_metrics),
         dashboard_metrics=pick(r.dashboard_metrics),
     )
-    return files.StackPorts(postgres=pick(saved.postgres), nats=pick(saved.nats), ray=ray)
+    return files.StackPorts(
+        postgres=pick(saved.postgres),
+        nats=pick(saved.nats),
+        scripted_model=pick(saved.scripted_model),
+        ray=ray,
+    )
 
 
 def http_ready(url: str, timeout: float = 2.0) -> tuple[bool, str]:
@@ -119,6 +127,7 @@ class Stack:
         self.env = env
         self.postgres: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
+        self.model: EmbeddedScriptedModel | None = None
         self.ray = RayHead(ports.ray, paths.ray_temp, paths.logs / "ray.log", os.cpu_count() or 1)
         self.settings: Settings | None = None
         self.serving = False
@@ -159,6 +168,7 @@ class Stack:
             )
         else:
             say("nats", "external (WARREN_NATS_URL)")
+        self.start_model()
         self.ray.wait_ready()
         temp = (
             ""
@@ -188,6 +198,25 @@ class Stack:
             flush=True,
         )
         return settings
+
+    def start_model(self) -> None:
+        """Start the scripted model unless ``WARREN_LLM_BASE_URL`` names a real one."""
+        if self.env.get("WARREN_LLM_BASE_URL"):
+            say("model", "external (WARREN_LLM_BASE_URL)")
+            return
+        step = time.monotonic()
+        self.model = EmbeddedScriptedModel(
+            self.ports.scripted_model, self.paths.logs / "scripted-model.log"
+        )
+        self.model.start()
+        self.env["WARREN_LLM_BASE_URL"] = self.model.base_url
+        self.env["WARREN_LLM_MODEL"] = MODEL_ID
+        self.save_running(ready=False)
+        say(
+            "model",
+            f"started in {time.monotonic() - step:.1f} s   {self.model.base_url}, scripted demo "
+            f"model ({DEMO_SCRIPT.name}, not an LLM; set WARREN_LLM_BASE_URL for a real one)",
+        )
 
     def local_url(self, settings: Settings) -> str:
         """The API as reached from this machine."""
@@ -219,6 +248,8 @@ class Stack:
             ray_pid=self.ray.pid,
             postgres=f"{LOOPBACK}:{self.postgres.port}" if self.postgres else "",
             nats=f"{LOOPBACK}:{self.nats.port}" if self.nats else "",
+            scripted_model=f"{LOOPBACK}:{self.model.port}" if self.model else "",
+            scripted_model_pid=self.model.pid if self.model else None,
             ready=ready,
         )
         files.save(self.paths, files.StackState(ports=self.ports, running=run))
@@ -229,6 +260,8 @@ class Stack:
             raise StackError(f"the Ray head exited; see {self.ray.log_path}")
         if self.nats is not None and self.nats.pid is None:
             raise StackError(f"nats-server exited; see {self.nats.log_path}")
+        if self.model is not None and self.model.pid is None:
+            raise StackError(f"the scripted model exited; see {self.model.log_path}")
         if self.postgres is not None and self.postgres.pid is None:
             raise StackError(f"PostgreSQL exited; see {self.postgres.log_path}")
 
@@ -249,6 +282,8 @@ class Stack:
             )
         if self.ray.pid is not None:
             self._timed("ray head", self.ray.stop)
+        if self.model is not None:
+            self._timed("model", self.model.stop)
         if self.nats is not None:
             self._timed("nats", self.nats.stop)
         if self.postgres is not None:
@@ -279,6 +314,9 @@ def stop_leftovers(paths: files.Paths, run: files.Running) -> None:
     """Stop servers a runner that died without cleaning up left behind (by recorded pid)."""
     if run.ray_pid and running(run.ray_pid, "ray start"):
         Stack._timed("ray head", lambda: stop_head(run.ray_pid or 0))
+    if run.scripted_model and run.scripted_model_pid:
+        port = int(run.scripted_model.rsplit(":", 1)[1])
+        Stack._timed("model", lambda: stop_leftover(run.scripted_model_pid or 0, port))
     if run.nats:
         Stack._timed("nats", EmbeddedNats(paths.nats).stop)
     if run.postgres:

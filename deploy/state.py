@@ -21,6 +21,8 @@ class StackPorts(msgspec.Struct, frozen=True, kw_only=True):
 
     postgres: int = 54329
     nats: int = 42229
+    scripted_model: int = 42230
+    """The scripted model's port; stable so recovered sandboxes still reach it."""
     ray: RayPorts = RayPorts(
         gcs=26380,
         client=26381,
@@ -44,6 +46,9 @@ class Running(msgspec.Struct, frozen=True, kw_only=True):
     """``127.0.0.1:<port>`` when the stack runs its own server, else empty (external)."""
     nats: str = ""
     """Like :attr:`postgres`, for NATS."""
+    scripted_model: str = ""
+    """``127.0.0.1:<port>`` when the stack runs the scripted model (no WARREN_LLM_BASE_URL)."""
+    scripted_model_pid: int | None = None
     ready: bool = False
 
 

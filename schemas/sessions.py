@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.git import GitAction, GitCode, GitResult, GitState
 from schemas.sandbox import ClientType, SessionType
 
 # --- vocabularies ------------------------------------------------------------------------------
@@ -270,65 +271,32 @@ class TitleUpdate(_Server, tag="title_update", frozen=True, kw_only=True):
     title: str
 
 
-class GitFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A changed path in the git state."""
-
-    path: str
-    status: str = ""
-
-
-class GitCommit(msgspec.Struct, frozen=True, kw_only=True):
-    """A recent commit."""
-
-    sha: str
-    message: str
-
-
-class GitState(msgspec.Struct, frozen=True, kw_only=True):
-    """The workspace repo's git state (null counts mean unknown)."""
-
-    branch: str | None = None
-    detached: bool = False
-    staged: tuple[GitFile, ...] = ()
-    unstaged: tuple[GitFile, ...] = ()
-    untracked: tuple[str, ...] = ()
-    conflicted: tuple[str, ...] = ()
-    commits: tuple[GitCommit, ...] = ()
-    ahead: int | None = None
-    behind: int | None = None
-    is_shallow: bool = False
-    is_busy: bool = False
-    rebase_in_progress: bool = False
-    merge_in_progress: bool = False
-
-
 class GitStatusEvent(_Server, tag="git_status", frozen=True, kw_only=True):
-    """Answer to ``get_git_status``."""
+    """Answer to ``get_git_status``, to the asking socket only (seq 0)."""
 
     state: GitState
 
 
-GitCode = Literal[
-    "SUCCESS",
-    "NOTHING_TO_COMMIT",
-    "NO_REMOTE",
-    "AUTH_FAILED",
-    "BRANCH_EXISTS",
-    "MERGE_CONFLICT",
-    "REPO_BUSY",
-    "SHALLOW_PUSH_FAILED",
-    "UNKNOWN_ERROR",
-]
+class GitResultEvent(_Server, tag="git_result", frozen=True, kw_only=True):
+    """Outcome of a git operation (:class:`schemas.git.GitResult` on the wire), to the
+    asking socket only (seq 0). ``action`` ``status`` reports a failed ``get_git_status``."""
 
-
-class GitResult(_Server, tag="git_result", frozen=True, kw_only=True):
-    """Outcome of a git operation."""
-
-    action: str
+    action: GitAction
     success: bool
     code: GitCode
     message: str = ""
     pr_url: str | None = None
+
+    @classmethod
+    def of(cls, result: GitResult) -> GitResultEvent:
+        """The message reporting ``result``."""
+        return cls(
+            action=result.action,
+            success=result.success,
+            code=result.code,
+            message=result.message,
+            pr_url=result.pr_url,
+        )
 
 
 class AutoStartEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -391,7 +359,7 @@ ServerMessage = (
     | PreviewUrl
     | TitleUpdate
     | GitStatusEvent
-    | GitResult
+    | GitResultEvent
     | AutoStartOutput
     | ActionApprovalRequest
     | ActionApprovalResult
@@ -532,6 +500,22 @@ class AgentConfigIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     model_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
+MAX_SESSION_REPOS = 10
+
+
+class SessionRepo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A repository cloned into the session's sandbox when it boots.
+
+    ``url``: https, ssh (``ssh://`` or ``git@host:path``), or with the local sandbox
+    provider also ``file://`` or a local path; never with credentials in it.
+    """
+
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    branch: Annotated[str, msgspec.Meta(min_length=1, max_length=250)] | None = None
+    workspace_path: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = "."
+    """Where it lands under the workspace: ``.`` for a single repo, else a sub-folder."""
+
+
 class CreateSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /api/sessions``: no ``configuration_id`` means a scratch session."""
 
@@ -543,6 +527,8 @@ class CreateSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
     initial_prompt: PromptText | None = None
     title: Title | None = None
     agent_config: AgentConfigIn = AgentConfigIn()
+    repos: Annotated[tuple[SessionRepo, ...], msgspec.Meta(max_length=MAX_SESSION_REPOS)] = ()
+    """Repositories to clone at boot (see :class:`SessionRepo`)."""
 
 
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -573,6 +559,7 @@ class SessionView(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime | None
     paused_at: datetime | None
     ended_at: datetime | None
+    repos: tuple[SessionRepo, ...] = ()
 
 
 class CreateSessionResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -687,6 +674,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     paused_at: datetime | None
     ended_at: datetime | None
     deleted_at: datetime | None
+    repos: tuple[SessionRepo, ...] = ()
 
     def view(self) -> SessionView:
         """The client-facing view of this row."""
@@ -716,6 +704,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
             started_at=self.started_at,
             paused_at=self.paused_at,
             ended_at=self.ended_at,
+            repos=self.repos,
         )
 
 
@@ -740,6 +729,7 @@ class NewSession(msgspec.Struct, frozen=True, kw_only=True):
     trigger_context: dict[str, Any] | None = None
     snapshot_id: str | None = None
     idempotency_key: str | None = None
+    repos: tuple[SessionRepo, ...] = ()
 
 
 class ClientInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -774,3 +764,39 @@ class SessionLifecycleEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defa
     completion_id: str | None = None
     outcome: str | None = None
     summary: str | None = None
+
+
+# --- pause, resume, snapshot, verification media (HTTP) -----------------------------------------
+
+
+class PauseResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/sessions/{id}/pause``: the session is paused, resumable from the snapshot."""
+
+    session_id: uuid.UUID
+    status: ClientStatus
+    snapshot_id: str | None
+
+
+class SnapshotResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/sessions/{id}/snapshot``: the sandbox's files were saved (it keeps running)."""
+
+    session_id: uuid.UUID
+    snapshot_id: str
+    target: Literal["configuration", "session"]
+
+
+class VerificationMedia(msgspec.Struct, frozen=True, kw_only=True):
+    """One file the agent's ``verify`` tool uploaded."""
+
+    key: str
+    """The artifact key (``sessions/<id>/verification/<stamp>/<path>``)."""
+    name: str
+    """The path relative to the session's verification folder (``<stamp>/<path>``)."""
+    url: str
+    """Download URL: presigned by the store, or an API path that streams the file."""
+
+
+class VerificationMediaList(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/sessions/{id}/verification-media``."""
+
+    items: list[VerificationMedia]

@@ -39,9 +39,9 @@ async def insert_session(conn: Conn, new: NewSession) -> tuple[SessionRecord, bo
         f"""INSERT INTO sessions (org_id, created_by, configuration_id, session_type,
                 client_type, client_metadata, sandbox_mode, sandbox_provider, initial_prompt,
                 title, agent_config, system_prompt, automation_id, trigger_id,
-                trigger_event_id, trigger_context, snapshot_id, idempotency_key)
+                trigger_event_id, trigger_context, snapshot_id, idempotency_key, repos)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $18)
+                    $17, $18, $19)
             ON CONFLICT (org_id, idempotency_key) DO NOTHING
             RETURNING {_COLUMNS}""",
         new.org_id,
@@ -62,6 +62,7 @@ async def insert_session(conn: Conn, new: NewSession) -> tuple[SessionRecord, bo
         new.trigger_context,
         new.snapshot_id,
         new.idempotency_key,
+        new.repos,
     )
     if row is not None:
         return _record(row), True
@@ -278,6 +279,16 @@ async def set_snapshot(conn: Conn, session_id: uuid.UUID, snapshot_id: str) -> N
         "UPDATE sessions SET snapshot_id = $2, updated_at = now() WHERE id = $1",
         session_id,
         snapshot_id,
+    )
+
+
+async def add_pr_url(conn: Conn, session_id: uuid.UUID, url: str) -> None:
+    """Remember a pull request the session opened (each URL once)."""
+    await conn.execute(
+        """UPDATE sessions SET pr_urls = array_append(pr_urls, $2), updated_at = now()
+           WHERE id = $1 AND NOT ($2 = ANY (pr_urls))""",
+        session_id,
+        url,
     )
 
 
@@ -564,3 +575,28 @@ async def set_service_commands(
         org_id,
         commands,
     )
+
+
+# --- pause and resume -------------------------------------------------------------------
+
+
+async def mark_paused(
+    conn: Conn, session_id: uuid.UUID, *, sandbox_id: str, snapshot_id: str, reason: str
+) -> bool:
+    """The sandbox was snapshotted and stopped: paused, resumable from ``snapshot_id``.
+
+    Compare-and-set on ``sandbox_id``: False (nothing written) if the row has moved on
+    to another sandbox or was stopped meanwhile.
+    """
+    status = await conn.execute(
+        """UPDATE sessions
+           SET status = 'paused', pause_reason = $4, paused_at = now(), snapshot_id = $3,
+               sandbox_id = NULL, agent_url = NULL, tools_url = NULL, preview_url = NULL,
+               sandbox_expires_at = NULL, updated_at = now()
+           WHERE id = $1 AND sandbox_id = $2 AND status <> 'stopped'""",
+        session_id,
+        sandbox_id,
+        snapshot_id,
+        reason,
+    )
+    return bool(status.endswith(" 1"))

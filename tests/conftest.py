@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 
 from core.settings import Settings
+from llm.scripted import ScriptedModelServer, run_scripted_model
+from schemas.llm import Script
 from tests.fixtures.net import free_port
 from tests.fixtures.ray import start_local_ray
 from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
@@ -45,8 +47,22 @@ async def database_url(pg_admin_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def settings(database_url: str, nats_url: str, work_dir: Path) -> Settings:
-    """Settings of the Warren under test: its own database, NATS prefix, port and data dir."""
+async def scripted_model() -> AsyncIterator[ScriptedModelServer]:
+    """The model every session of the test run reaches (``settings.llm_base_url``).
+
+    It answers ``Script()`` (always "Done.") until a test sets the script it needs with
+    :func:`tests.fixtures.llm.use_script`; it is the scripted model, not an LLM.
+    """
+    async with run_scripted_model(Script(), host="127.0.0.1") as server:  # a free port
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def settings(
+    database_url: str, nats_url: str, work_dir: Path, scripted_model: ScriptedModelServer
+) -> Settings:
+    """Settings of the Warren under test: its own database, NATS prefix, port and data dir,
+    and the session-wide scripted model as the agent's model."""
     return Settings(
         secret_key=secrets.token_hex(32),
         database_url=database_url,
@@ -57,6 +73,8 @@ async def settings(database_url: str, nats_url: str, work_dir: Path) -> Settings
         max_body_bytes=65536,
         nats_stream_max_bytes=64 * 1024**2,
         log_level="WARNING",
+        llm_base_url=scripted_model.base_url,
+        llm_model="scripted",
     )
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.state import AppState
 from schemas.auth import ApiKeyList, CreateApiKeyRequest, CreatedApiKey
@@ -34,7 +35,7 @@ def _state(request: Request) -> AppState:
     return state
 
 
-@router.post("")
+@router.post("", openapi_extra=json_body(CreateApiKeyRequest))
 async def create_api_key(request: Request, caller: OrgMember) -> Response:
     """Create a key for the active org: 201 with the full key, shown only this once."""
     if caller.auth_session_id is None:

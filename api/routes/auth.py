@@ -20,6 +20,7 @@ from api.body import body
 from api.cookies import SESSION_COOKIE, SESSION_TTL, clear_session_cookie, set_session_cookie
 from api.deps import Caller, require_active_org, require_browser_user, require_user
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.state import AppState
 from schemas.auth import (
@@ -77,7 +78,7 @@ async def _me(db: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID | No
     return MeResponse(user=user, active_org=active, orgs=memberships)
 
 
-@router.post("/sign-up")
+@router.post("/sign-up", openapi_extra=json_body(SignUpRequest))
 async def sign_up(request: Request) -> Response:
     """Create a user and their personal org (as owner), sign them in: 201 {user, org}.
 
@@ -107,7 +108,7 @@ async def sign_up(request: Request) -> Response:
     return response
 
 
-@router.post("/sign-in")
+@router.post("/sign-in", openapi_extra=json_body(SignInRequest))
 async def sign_in(request: Request) -> Response:
     """Check email and password and set the session cookie: 200 with the ``/me`` body.
 
@@ -173,7 +174,7 @@ async def me(request: Request, caller: Annotated[Caller, Depends(require_user)])
     return json_response(result)
 
 
-@router.post("/active-org")
+@router.post("/active-org", openapi_extra=json_body(ActiveOrgRequest))
 async def set_active_org(
     request: Request, caller: Annotated[Caller, Depends(require_browser_user)]
 ) -> Response:

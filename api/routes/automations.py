@@ -21,6 +21,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.state import AppState
 from schemas.automations import (
@@ -87,7 +88,7 @@ async def list_automations(request: Request, caller: OrgMember) -> Response:
     return json_response(AutomationList(automations=items))
 
 
-@router.post("")
+@router.post("", openapi_extra=json_body(CreateAutomation))
 async def create_automation(request: Request, caller: OrgMember) -> Response:
     """Create an automation: 201."""
     req = await body(request, CreateAutomation)
@@ -124,7 +125,7 @@ async def _update(
     return json_response(updated)
 
 
-@router.patch("/{automation_id}")
+@router.patch("/{automation_id}", openapi_extra=json_body(UpdateAutomation))
 async def update_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Change the fields sent."""
     req = await body(request, UpdateAutomation)
@@ -174,7 +175,7 @@ async def list_bound_triggers(request: Request, caller: OrgMember, automation_id
     return json_response(TriggerList(triggers=items))
 
 
-@router.post("/{automation_id}/triggers")
+@router.post("/{automation_id}/triggers", openapi_extra=json_body(BindTrigger))
 async def bind_trigger(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Bind one of the org's triggers to this automation (moving it if bound elsewhere)."""
     req = await body(request, BindTrigger)
@@ -215,7 +216,7 @@ async def list_connections(request: Request, caller: OrgMember, automation_id: s
     return json_response(ConnectionList(connections=items))
 
 
-@router.post("/{automation_id}/connections")
+@router.post("/{automation_id}/connections", openapi_extra=json_body(AddConnection))
 async def add_connection(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Connect an integration (idempotent): 201."""
     req = await body(request, AddConnection)

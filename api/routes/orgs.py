@@ -17,6 +17,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_browser_user, require_org_member, require_user
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.state import AppState
 from schemas.auth import (
@@ -56,7 +57,7 @@ async def list_orgs(request: Request, caller: Annotated[Caller, Depends(require_
     return json_response(OrgList(orgs=memberships))
 
 
-@router.post("")
+@router.post("", openapi_extra=json_body(CreateOrgRequest))
 async def create_org(
     request: Request, caller: Annotated[Caller, Depends(require_browser_user)]
 ) -> Response:
@@ -79,7 +80,7 @@ async def get_org(request: Request, caller: Member) -> Response:
     return json_response(org)
 
 
-@router.patch("/{org_id}")
+@router.patch("/{org_id}", openapi_extra=json_body(UpdateOrgRequest))
 async def update_org(request: Request, caller: Admin) -> Response:
     """Rename the org (admin+); the slug stays."""
     req = await body(request, UpdateOrgRequest)
@@ -100,7 +101,7 @@ async def list_members(request: Request, caller: Member) -> Response:
     return json_response(MemberList(members=members))
 
 
-@router.post("/{org_id}/members")
+@router.post("/{org_id}/members", openapi_extra=json_body(AddMemberRequest))
 async def add_member(request: Request, caller: Admin) -> Response:
     """Add an existing user by email (admin+; granting owner needs an owner): 201 member.
 
@@ -121,7 +122,7 @@ async def add_member(request: Request, caller: Admin) -> Response:
     return json_response(member, status=201)
 
 
-@router.patch("/{org_id}/members/{user_id}")
+@router.patch("/{org_id}/members/{user_id}", openapi_extra=json_body(UpdateMemberRequest))
 async def update_member(request: Request, caller: Owner, user_id: str) -> Response:
     """Change a member's role (owner only); 422 if it would demote the last owner."""
     req = await body(request, UpdateMemberRequest)

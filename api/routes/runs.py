@@ -19,6 +19,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.state import AppState
 from schemas.automations import ResolveRun, RunEventList, RunList
@@ -134,7 +135,7 @@ async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Respo
     return await _run(request, caller, target)
 
 
-@router.post("/{run_id}/resolve")
+@router.post("/{run_id}/resolve", openapi_extra=json_body(ResolveRun))
 async def resolve_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Close an attention run as succeeded or failed with a note."""
     req = await body(request, ResolveRun)

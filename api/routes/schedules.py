@@ -18,6 +18,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.state import AppState
 from core import cron
@@ -58,7 +59,7 @@ async def list_schedules(
     return json_response(ScheduleList(schedules=items))
 
 
-@router.post("")
+@router.post("", openapi_extra=json_body(CreateSchedule))
 async def create_schedule(request: Request, caller: OrgMember) -> Response:
     """Create a schedule: 201 with its next run."""
     req = await body(request, CreateSchedule)
@@ -91,7 +92,7 @@ async def get_schedule(request: Request, caller: OrgMember, schedule_id: str) ->
     return json_response(found)
 
 
-@router.patch("/{schedule_id}")
+@router.patch("/{schedule_id}", openapi_extra=json_body(UpdateSchedule))
 async def update_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
     """Change name, cron, time zone or enabled; the next run is recomputed."""
     req = await body(request, UpdateSchedule)

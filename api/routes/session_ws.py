@@ -16,6 +16,13 @@ proxy buffers every frame without backpressure), so clients may also send ``ack{
 client that acks is closed with 4008 once it is more than :data:`ACK_WINDOW` events behind.
 Neither the session nor other clients ever wait for a slow client. Client requests are
 passed to the session actor by name.
+
+Git: ``get_git_status`` and the mutations (``git_create_branch``, ``git_commit``,
+``git_push``, ``git_create_pr``) run one at a time per socket, in order, through the
+actor (:mod:`actors.session_git`); the answer (``git_status`` or ``git_result``, seq 0)
+goes to the asking socket only, like the gateway's replies: it is not an event of the
+session's log and other clients are not told. Only the session's creator (or anyone, for a
+session without one) may run mutations; others get ``git_result`` with success false.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ import msgspec
 from fastapi import APIRouter, WebSocket
 from nats.aio.msg import Msg
 from ray.actor import ActorHandle
-from ray.exceptions import RayError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from actors import session_client
 from actors.session_core import SessionGone, SessionStopped
+from actors.session_git import GitRequest, action_of
 from actors.session_log import cursor_is_retained, subscribe_events
+from actors.session_pause import SessionExiting
 from api.deps import require_ws_user
 from api.errors import ApiError
 from api.state import AppState
@@ -47,13 +56,21 @@ from core.metrics import (
     SESSION_SLOW_CONSUMERS,
     SESSION_WS_CLIENTS,
 )
+from schemas.git import GitResult, GitState
 from schemas.sessions import (
     Ack,
     Cancel,
     ClientMessage,
     Error,
+    GetGitStatus,
     GetMessages,
     GetStatus,
+    GitCommitRequest,
+    GitCreateBranch,
+    GitCreatePr,
+    GitPush,
+    GitResultEvent,
+    GitStatusEvent,
     Ping,
     Pong,
     Prompt,
@@ -80,14 +97,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 _decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()
-_NOT_BUILT = {
-    "run_auto_start": "service auto-start",
-    "get_git_status": "git status",
-    "git_create_branch": "git branches",
-    "git_commit": "git commits",
-    "git_push": "git push",
-    "git_create_pr": "pull requests",
-}
+_NOT_BUILT = {"run_auto_start": "service auto-start"}
+_GIT_REQUESTS = (GetGitStatus, GitCreateBranch, GitCommitRequest, GitPush, GitCreatePr)
 
 
 class SlowConsumer(Exception):
@@ -118,6 +129,7 @@ class SessionSocket:
         self.acked: int | None = None
         self.unacked: deque[int] = deque()
         self._prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+        self._git: asyncio.Queue[GetGitStatus | GitRequest] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- sending ------------------------------------------------------------------------------
@@ -193,10 +205,14 @@ class SessionSocket:
         if self.record.status == "stopped":
             self.reply(Status(status="stopped"))
             return
-        self.actor = await session_client.get_session_actor(self.session_id, self.state.settings)
-        await session_client.call_actor(self.actor, "client_connected", self.conn_id)
+        # call_live: a paused session's actor exits; connecting creates the next one,
+        # which resumes the session from its snapshot.
+        self.actor, _ = await session_client.call_live(
+            self.session_id, self.state.settings, "client_connected", self.conn_id
+        )
         self._tasks.append(asyncio.create_task(self._heartbeat()))
         self._tasks.append(asyncio.create_task(self._prompt_lane()))
+        self._tasks.append(asyncio.create_task(self._git_lane()))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -207,17 +223,30 @@ class SessionSocket:
                 except RayError:
                     log.info("session %s: heartbeat to the actor failed", self.session_id)
 
+    async def _call_reviving(self, method: str, *args: Any) -> Any:
+        """Call the actor; if it exited (the session was paused), register with the next
+        one (which resumes the session) and call that."""
+        assert self.actor is not None
+        try:
+            return await session_client.call_actor(self.actor, method, *args)
+        except (ActorDiedError, ActorUnavailableError, SessionExiting):
+            session_client.forget_actor(self.session_id)
+        self.actor, _ = await session_client.call_live(
+            self.session_id, self.state.settings, "client_connected", self.conn_id
+        )
+        return await session_client.call_actor(self.actor, method, *args)
+
     async def _prompt_lane(self) -> None:
         # Prompts go one at a time, in order; other requests don't wait behind them.
         while True:
             prompt = await self._prompts.get()
             if self.actor is None:
                 continue
+            message_id = session_client.new_message_id()
             try:
-                await session_client.call_actor(
-                    self.actor,
+                await self._call_reviving(
                     "prompt",
-                    session_client.new_message_id(),
+                    message_id,
                     prompt.content,
                     prompt.images,
                     str(self.user_id) if self.user_id else None,
@@ -228,6 +257,34 @@ class SessionSocket:
             except (SessionGone, RayError) as exc:
                 log.warning("session %s: prompt failed: %s", self.session_id, type(exc).__name__)
                 self.reply(Error(message="sending the prompt failed", code="prompt_failed"))
+
+    async def _git_lane(self) -> None:
+        # One at a time, in order: a push must not overtake the commit sent before it.
+        while True:
+            request = await self._git.get()
+            if self.actor is None:
+                continue
+            action = "status" if isinstance(request, GetGitStatus) else action_of(request)
+            try:
+                if isinstance(request, GetGitStatus):
+                    out = await session_client.call_actor(
+                        self.actor, "git_status", request.workspace_path
+                    )
+                else:
+                    user = str(self.user_id) if self.user_id else None
+                    out = await session_client.call_actor(self.actor, "git_run", user, request)
+            except RayError as exc:
+                log.warning("session %s: git %s failed: %s", self.session_id, action, exc)
+                out = GitResult(
+                    action=action,
+                    success=False,
+                    code="UNKNOWN_ERROR",
+                    message="the session is unavailable, retry",
+                )
+            if isinstance(out, GitState):
+                self.reply(GitStatusEvent(state=out))
+            else:
+                self.reply(GitResultEvent.of(out))
 
     async def handle(self, message: Any) -> None:
         """One client request."""
@@ -253,6 +310,19 @@ class SessionSocket:
         elif isinstance(message, Cancel):
             if self.actor is not None:
                 await session_client.call_actor(self.actor, "cancel")
+        elif isinstance(message, _GIT_REQUESTS):
+            if self.actor is None:
+                action = "status" if isinstance(message, GetGitStatus) else action_of(message)
+                self.reply(
+                    GitResultEvent(
+                        action=action,
+                        success=False,
+                        code="UNKNOWN_ERROR",
+                        message="the session is stopped",
+                    )
+                )
+            else:
+                self._git.put_nowait(message)
         else:
             tag = str(type(message).__struct_config__.tag)
             feature = _NOT_BUILT.get(tag, tag)

@@ -27,6 +27,8 @@ from actors.session_core import SessionGone, SessionStopped
 from api.body import convert, decode, read_body
 from api.deps import Caller, parse_uuid, require_active_org, require_caller, require_service
 from api.errors import ApiError, not_found
+from api.openapi import json_body
+from api.repo_urls import check_repos
 from api.responses import json_response
 from api.state import AppState
 from schemas.sessions import (
@@ -120,7 +122,7 @@ async def _idempotent(
     return json_response(content, status)
 
 
-@router.post("")
+@router.post("", openapi_extra=json_body(CreateSessionRequest))
 async def create_session(request: Request, caller: OrgMember) -> Response:
     """Create a session (201). ``sandbox_mode: immediate`` starts booting it now."""
     assert caller.org_id is not None
@@ -128,6 +130,7 @@ async def create_session(request: Request, caller: OrgMember) -> Response:
     raw = await read_body(request, state.settings.max_body_bytes)
     req = decode(raw, CreateSessionRequest)
     org_id = caller.org_id
+    repos = check_repos(req.repos, allow_local=state.settings.sandbox_provider == "local")
 
     async def run() -> tuple[int, Any]:
         if req.configuration_id is not None:
@@ -148,6 +151,7 @@ async def create_session(request: Request, caller: OrgMember) -> Response:
             title=req.title or "",
             agent_config=agent_config,
             idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            repos=repos,
         )
         record, is_new = await session_client.create_session(
             state.pool, state.js, state.subjects, state.settings, new
@@ -191,7 +195,7 @@ async def get_session(request: Request, session_id: str, caller: OrgMember) -> R
     return json_response((await load_session(request, caller, session_id)).view())
 
 
-@router.patch("/{session_id}")
+@router.patch("/{session_id}", openapi_extra=json_body(RenameSessionRequest))
 async def rename_session(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Rename; connected clients get ``title_update``."""
     record = await load_session(request, caller, session_id)
@@ -229,7 +233,7 @@ async def delete_session(request: Request, session_id: str, caller: OrgMember) -
     return Response(status_code=204)
 
 
-@router.post("/{session_id}/message")
+@router.post("/{session_id}/message", openapi_extra=json_body(SendMessageRequest))
 async def send_message(request: Request, session_id: str, caller: AnyCaller) -> Response:
     """Prompt the agent (202 once OpenCode accepted it; boots the sandbox if needed)."""
     record = await load_session(request, caller, session_id)
@@ -247,10 +251,11 @@ async def send_message(request: Request, session_id: str, caller: AnyCaller) -> 
     source = req.source if caller.kind == "service" and req.source else default_source
 
     async def run() -> tuple[int, Any]:
-        handle = await session_client.get_session_actor(sid, state.settings)
         try:
-            await session_client.call_actor(
-                handle,
+            # call_live: a paused session's actor is gone (or exiting); the next one resumes.
+            await session_client.call_live(
+                sid,
+                state.settings,
                 "prompt",
                 message_id,
                 req.content,

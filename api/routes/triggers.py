@@ -22,6 +22,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import json_body
 from api.responses import json_response
 from api.routes.webhooks import WEBHOOK_SECRET_PURPOSE
 from api.state import AppState
@@ -136,7 +137,7 @@ async def list_triggers(
     return json_response(TriggerList(triggers=items))
 
 
-@router.post("")
+@router.post("", openapi_extra=json_body(CreateTrigger))
 async def create_trigger(request: Request, caller: OrgMember) -> Response:
     """Create a trigger: 201 with the webhook secret, the only time it is shown."""
     req = await body(request, CreateTrigger)
@@ -164,7 +165,7 @@ async def get_trigger(request: Request, caller: OrgMember, trigger_id: str) -> R
     return json_response(found)
 
 
-@router.patch("/{trigger_id}")
+@router.patch("/{trigger_id}", openapi_extra=json_body(UpdateTrigger))
 async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """Change name, enabled, filters, cron, time zone, poll token or connection."""
     req = await body(request, UpdateTrigger)

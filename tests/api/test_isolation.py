@@ -85,6 +85,20 @@ ORG_ROUTES: list[OrgRoute] = [
     OrgRoute("POST", "/api/runs/{run_id}/claim"),
     OrgRoute("POST", "/api/runs/{run_id}/unclaim"),
     OrgRoute("POST", "/api/runs/{run_id}/resolve", {"outcome": "failed", "note": "closed"}),
+    # preview links and shares of a session (sharing: its creator or an org admin)
+    OrgRoute("GET", "/api/sessions/{session_id}/preview"),
+    OrgRoute("POST", "/api/sessions/{session_id}/share", None, "admin"),
+    OrgRoute("DELETE", "/api/sessions/{session_id}/share", None, "admin"),
+    # session pause, resume, snapshot, verification media
+    OrgRoute("POST", "/api/sessions/{session_id}/pause"),
+    OrgRoute("POST", "/api/sessions/{session_id}/resume"),
+    OrgRoute("POST", "/api/sessions/{session_id}/snapshot"),
+    OrgRoute("GET", "/api/sessions/{session_id}/verification-media"),
+    OrgRoute(
+        "GET",
+        "/api/sessions/{session_id}/verification-media/file"
+        "?key=sessions/{session_id}/verification/x",
+    ),
 ]
 
 Seeder = Callable[[World], Awaitable[dict[str, str]]]
@@ -127,7 +141,14 @@ async def _seed_automations(world: World) -> dict[str, str]:
     }
 
 
-SEEDERS: list[Seeder] = [_seed_core, _seed_automations]
+async def _seed_session(world: World) -> dict[str, str]:
+    owner = world.owner_b
+    status, created = await call(owner.client, "POST", "/api/sessions", json={"title": "B's"})
+    assert status == 201, created
+    return {"session_id": created["session_id"]}
+
+
+SEEDERS: list[Seeder] = [_seed_core, _seed_automations, _seed_session]
 
 
 @pytest.fixture
@@ -163,6 +184,7 @@ async def _org_b_snapshot(world: World) -> Any:
         "/api/automations",
         "/api/triggers",
         "/api/schedules",
+        "/api/sessions",
     )
     for path in paths:
         status, body = await call(owner.client, "GET", path)

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
 
-from actors import session_client
-from core.settings import Settings
-from llm.scripted import ScriptedModelServer, run_scripted_model
+from llm.scripted import ScriptedModelServer
 from schemas.llm import Script, ScriptRule, ScriptStep, ScriptToolCall
 from store import sessions as session_store
 from tests.api.accounts import call
 from tests.api.conftest import AccountFactory
+from tests.fixtures.llm import use_script
 
 SCRIPT = Script(
     rules=(
@@ -37,9 +36,10 @@ SCRIPT = Script(
 )
 
 
-@pytest.fixture(scope="module")
-async def model() -> AsyncIterator[ScriptedModelServer]:
-    async with run_scripted_model(SCRIPT) as server:
+@pytest.fixture
+def model(scripted_model: ScriptedModelServer) -> Iterator[ScriptedModelServer]:
+    """The run's scripted model (which every session reaches), answering :data:`SCRIPT`."""
+    with use_script(scripted_model, SCRIPT) as server:
         yield server
 
 
@@ -56,7 +56,6 @@ async def receive_until_complete(
 async def test_real_agent_streams_and_calls_back(
     account: AccountFactory,
     api_url: str,
-    settings: Settings,
     model: ScriptedModelServer,
     db: Any,
 ) -> None:
@@ -64,9 +63,6 @@ async def test_real_agent_streams_and_calls_back(
     status, created = await call(owner.client, "POST", "/api/sessions", json={"title": "E2E"})
     assert status == 201
     sid = created["session_id"]
-    # The actor gets the deployment's settings with the model endpoint of this test.
-    agent_settings = msgspec.structs.replace(settings, llm_base_url=model.base_url)
-    session_client.session_actor(sid, agent_settings)
     status, token = await call(owner.client, "POST", "/api/auth/ws-token")
     ws = await owner.client.ws_connect(f"{api_url}/api/sessions/{sid}/ws?token={token['token']}")
     frames: list[dict[str, Any]] = []

@@ -157,9 +157,11 @@ async def test_prompt_streams_tokens_and_tools_to_message_complete(live: Live) -
     assert (await client.recv())["type"] == "pong"
     await client.send(type="get_status")
     assert await client.recv() == {"type": "status", "seq": 0, "status": "running", "message": None}
+    # Git runs in the sandbox, which here runs no commands: a failed result, to this socket.
     await client.send(type="git_push")
     reply = await client.recv()
-    assert reply["type"] == "error" and reply["code"] == "not_implemented"
+    assert reply["type"] == "git_result" and reply["seq"] == 0, reply
+    assert (reply["action"], reply["success"]) == ("push", False)
 
 
 async def test_two_clients_see_the_whole_stream(live: Live) -> None:

@@ -100,6 +100,7 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         k: v
         for k, v in os.environ.items()
         if k not in ("WARREN_DATABASE_URL", "WARREN_NATS_URL", "WARREN_SECRET_KEY")
+        and not k.startswith("WARREN_LLM_")
     }
     env["WARREN_HTTP_PORT"] = str(http_port)
     env["WARREN_LOG_LEVEL"] = "WARNING"
@@ -124,6 +125,12 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         pg_pid = EmbeddedPostgres(paths.postgres).pid
         nats_pid = EmbeddedNats(paths.nats).pid
         assert pg_pid and nats_pid and run.ray_pid
+        # No WARREN_LLM_BASE_URL: the stack runs the scripted demo model and records it.
+        model_pid = run.scripted_model_pid
+        assert model_pid and running(model_pid, "-m llm.scripted")
+        models = f"http://{run.scripted_model}/v1/models"
+        with urllib.request.urlopen(models, timeout=5) as resp:
+            assert json.loads(resp.read())["data"][0]["id"] == "scripted"
     finally:
         stopper = _deploy(tmp_path, "stop", env=env)
         stop_output = stopper.communicate(timeout=240)[0]
@@ -138,14 +145,16 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
     for step in (
         "postgres   started in",
         "nats       started in",
+        "model      started in",
         "ray head   started in",
         "serve      deployed in",
         "api        ready in",
         "ray head   stopped in",
+        "model      stopped in",
     ):
         assert step in output
     assert pg_left is None and not running(pg_pid)
-    assert not running(nats_pid) and not running(run.ray_pid)
+    assert not running(nats_pid) and not running(run.ray_pid) and not running(model_pid)
     # Nothing of this Ray head is left (zombies wait for init to reap them: not running).
     assert [p for p in session_members(run.ray_pid) if running(p)] == []
     assert port_free(http_port)

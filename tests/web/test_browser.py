@@ -15,13 +15,11 @@ import re
 import uuid
 from typing import Any
 
-import msgspec
 from playwright.async_api import Page, WebSocketRoute, expect
 
-from actors import session_client
-from core.settings import Settings
-from llm.scripted import run_scripted_model
+from llm.scripted import ScriptedModelServer
 from schemas.llm import Script, ScriptRule, ScriptStep, ScriptToolCall
+from tests.fixtures.llm import use_script
 from tests.web.conftest import BrowserPage
 
 PASSWORD = "correct horse battery staple"
@@ -329,8 +327,7 @@ class Relay:
     drops the first socket with 4008 after a few streamed tokens, and replays a stale frame
     to the page on the next socket (the page must ignore it)."""
 
-    def __init__(self, settings: Settings, drop_after_tokens: int = 3) -> None:
-        self.settings = settings
+    def __init__(self, drop_after_tokens: int = 3) -> None:
         self.drop_after_tokens = drop_after_tokens
         self.urls: list[str] = []
         self.frames: list[list[dict[str, Any]]] = []
@@ -342,8 +339,6 @@ class Relay:
         match = re.search(r"/api/sessions/([^/]+)/ws", ws.url)
         assert match is not None
         self.session_id = match.group(1)
-        # The session's actor, made before the ingress asks for it, uses the scripted model.
-        await asyncio.to_thread(session_client.session_actor, self.session_id, self.settings)
         index = len(self.urls)
         self.urls.append(ws.url)
         self.frames.append([])
@@ -371,14 +366,14 @@ class Relay:
 
 
 async def test_prompt_streams_text_and_a_tool_call_across_a_dropped_socket(
-    web: BrowserPage, settings: Settings
+    web: BrowserPage, scripted_model: ScriptedModelServer
 ) -> None:
     page = web.page
     page.set_default_timeout(E2E_TIMEOUT_MS)
     await page.add_init_script(_WATCH_CONNECTION)
-    async with run_scripted_model(_SCRIPT) as model:
-        wired = msgspec.structs.replace(settings, llm_base_url=model.base_url, llm_model="scripted")
-        relay = Relay(wired)
+    # Every session reaches the run's scripted model (settings.llm_base_url).
+    with use_script(scripted_model, _SCRIPT):
+        relay = Relay()
         await page.route_web_socket(WS_URL, relay.handle)
         await page.goto("/")
         await _sign_up_in_page(page, "Stream Watcher", _email())
@@ -455,3 +450,33 @@ async def _prompt_flow(page: Page, relay: Relay) -> None:
     await expect(item).to_have_count(1)
     await expect(item.locator(".session-title")).to_have_text("Browser <b>E2E</b>")
     await expect(item.locator(".badge")).to_have_text("Running")
+
+
+async def test_client_acks_every_n_events_or_after_the_interval(web: BrowserPage) -> None:
+    page = web.page
+    await page.goto("/")
+    await _sign_up_by_api(page)
+    received: list[dict[str, Any]] = []
+    sockets: list[WebSocketRoute] = []
+
+    async def server(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        ws.on_message(lambda m: received.append(json.loads(m)))
+        ws.send(_frame(type="init", seq=5, messages=[]))
+        for seq in (6, 7, 8):
+            ws.send(_frame(type="token", seq=seq, message_id="m", part_id="p", token="x"))
+        ws.send(_frame(type="pong", seq=0))  # a reply: not counted, not acked
+
+    await page.route_web_socket(WS_URL, server)
+    options = {"ackEvery": 3, "ackIntervalMs": 300, "pingIntervalMs": 60_000}
+    await page.evaluate(_CONNECT_SCRIPT, [options, str(uuid.uuid4())])
+    await page.wait_for_function("() => window.__events.length >= 5", timeout=10_000)
+    await asyncio.sleep(0.1)
+    # init, 6, 7 make three: acked at once; 8 waits for the interval.
+    assert received == [{"type": "ack", "seq": 7}]
+    await asyncio.sleep(0.5)
+    assert received == [{"type": "ack", "seq": 7}, {"type": "ack", "seq": 8}]
+    await asyncio.sleep(0.5)
+    assert len(received) == 2  # nothing new: no more acks
+    await page.evaluate("window.__conn.stop()")
+    assert web.errors == [], web.errors

@@ -5,6 +5,11 @@
 // replays exactly what was missed. Anything with seq <= the last seen is a duplicate and
 // dropped. `init` carries the cursor its transcript is complete up to and replaces the
 // cursor. seq == 0 is a reply to this socket only (pong, a status or error answer).
+//
+// Acks: the client tells the server the last seq it applied (`ack{seq}`) every
+// ACK_EVERY_EVENTS events, or ACK_INTERVAL_MS after the first unacked one. A server
+// behind a proxy that buffers without backpressure uses them to notice a client that
+// cannot keep up (close 4008; the client then reconnects with its cursor).
 
 import { ApiError, fetchWsToken } from "./api.js";
 
@@ -13,6 +18,10 @@ export const MAX_DELAY_MS = 30000;
 export const MAX_RETRIES = 10;
 /** Keep-alive ping period; a socket silent for 3 periods is treated as dropped. */
 export const PING_INTERVAL_MS = 25000;
+/** Ack after this many applied events at the latest... */
+export const ACK_EVERY_EVENTS = 256;
+/** ...or this long after the first event not acked yet. */
+export const ACK_INTERVAL_MS = 1000;
 
 /**
  * Close codes after which reconnecting cannot help: policy violation, a bad request, another
@@ -39,7 +48,8 @@ export function sessionSocketUrl(sessionId, token, afterSeq) {
  * is not a duplicate, in order, and `onState(state, detail)` when the connection changes:
  * "connecting", "connected", "reconnecting" ({attempt, delayMs, code}) or "disconnected"
  * ({reason}). Options override the backoff (baseDelayMs, maxDelayMs, maxRetries), the
- * keep-alive (pingIntervalMs) and how a token is fetched (fetchToken).
+ * keep-alive (pingIntervalMs), acks (ackEvery, ackIntervalMs) and how a token is fetched
+ * (fetchToken).
  */
 export class SessionConnection {
   constructor(sessionId, { onEvent, onState = () => {}, ...options } = {}) {
@@ -50,6 +60,8 @@ export class SessionConnection {
     this.maxDelayMs = options.maxDelayMs ?? MAX_DELAY_MS;
     this.maxRetries = options.maxRetries ?? MAX_RETRIES;
     this.pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
+    this.ackEvery = options.ackEvery ?? ACK_EVERY_EVENTS;
+    this.ackIntervalMs = options.ackIntervalMs ?? ACK_INTERVAL_MS;
     this.fetchToken = options.fetchToken ?? fetchWsToken;
     /** Last logged seq applied; null until the first `init` (the first connect asks for one). */
     this.lastSeq = null;
@@ -60,6 +72,8 @@ export class SessionConnection {
     this._retryTimer = null;
     this._pingTimer = null;
     this._lastHeard = 0;
+    this._unacked = 0;
+    this._ackTimer = null;
   }
 
   /** Open the connection (once). */
@@ -72,6 +86,7 @@ export class SessionConnection {
     this.stopped = true;
     clearTimeout(this._retryTimer);
     this._stopPing();
+    this._resetAcks();
     if (this.socket) {
       this._detach(this.socket);
       this.socket.close(1000, "client closed");
@@ -115,6 +130,8 @@ export class SessionConnection {
       return;
     }
     this.socket = socket;
+    // Acks are per socket: the server holds a socket to the window only once it acks.
+    this._resetAcks();
     socket.onopen = () => {
       this._lastHeard = Date.now();
       this._startPing();
@@ -131,6 +148,7 @@ export class SessionConnection {
       if (this.socket !== socket) return;
       this.socket = null;
       this._stopPing();
+      this._resetAcks();
       if (FATAL_CLOSE_CODES.has(event.code)) {
         this._giveUp(event.reason || `Connection refused (${event.code}).`);
       } else {
@@ -157,6 +175,31 @@ export class SessionConnection {
       this.lastSeq = seq;
     }
     this.onEvent(message);
+    if (seq > 0 || message.type === "init") this._applied();
+  }
+
+  /** A logged event (or init) was applied: ack now, or soon. */
+  _applied() {
+    this._unacked += 1;
+    if (this._unacked >= this.ackEvery) {
+      this._sendAck();
+    } else if (this._ackTimer === null) {
+      this._ackTimer = setTimeout(() => this._sendAck(), this.ackIntervalMs);
+    }
+  }
+
+  _sendAck() {
+    clearTimeout(this._ackTimer);
+    this._ackTimer = null;
+    if (this.lastSeq !== null && this.send({ type: "ack", seq: this.lastSeq })) {
+      this._unacked = 0;
+    }
+  }
+
+  _resetAcks() {
+    clearTimeout(this._ackTimer);
+    this._ackTimer = null;
+    this._unacked = 0;
   }
 
   _scheduleRetry(code) {

@@ -1,0 +1,89 @@
+"""Pausing a session: snapshot its sandbox, stop it, and let the actor exit.
+
+A paused session has no sandbox and no actor. Its transcript is in Postgres, its files in
+the snapshot; the next connect, prompt or explicit resume creates the actor again, whose
+boot restores the snapshot (``_boot`` in :mod:`actors.session_core`).
+
+Once a pause starts, :attr:`SessionCore.exiting` is set: no boot may begin, and calls that
+would need the sandbox raise :class:`SessionExiting`, which callers answer by retrying
+against the next actor (:func:`actors.session_client.call_live`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from core.metrics import lifecycle_metrics
+from schemas.sessions import PauseReason, Status
+from store import sessions as session_store
+
+if TYPE_CHECKING:
+    from actors.session_core import SessionCore
+
+log = logging.getLogger(__name__)
+
+
+class SessionExiting(Exception):
+    """The session's actor is pausing and about to exit: retry against the next one."""
+
+
+class NothingToPause(Exception):
+    """The session has no sandbox (it never started, or is paused or stopped already)."""
+
+
+def current_sandbox_id(core: SessionCore) -> str | None:
+    """The sandbox the session runs on: the live handle's, else the row's."""
+    runtime = core.runtime
+    if runtime is not None and runtime.handle is not None:
+        return runtime.handle.sandbox_id
+    record = core.record
+    if record is not None and record.status in ("running", "starting") and record.sandbox_id:
+        return record.sandbox_id
+    return None
+
+
+async def pause_session(core: SessionCore, reason: PauseReason) -> str:
+    """Snapshot and stop the sandbox, mark the row paused; returns the snapshot id.
+
+    Sets ``core.exiting`` first (the caller makes the actor exit afterwards). On failure
+    ``exiting`` is cleared again and the error raised: the row still names the sandbox,
+    so the pause can be retried (the provider keeps a failed pause's files).
+    """
+    await core.started()
+    assert core.pool is not None and core.runtime is not None
+    core.exiting = True
+    try:
+        return await _pause(core, reason)
+    except BaseException:
+        core.exiting = False
+        raise
+
+
+async def _pause(core: SessionCore, reason: PauseReason) -> str:
+    assert core.pool is not None and core.runtime is not None
+    booting = core.booting_task()
+    if booting is not None:
+        # A boot that finishes after the pause would leave a sandbox nobody owns.
+        booting.cancel()
+        await asyncio.wait({booting})
+    core.record = await session_store.get_session(core.pool, core.sid) or core.record
+    sandbox_id = current_sandbox_id(core)
+    if sandbox_id is None:
+        raise NothingToPause(core.session_id)
+    await core.close_open_messages()
+    await core.runtime.close()
+    result = await core.runtime.provider.pause(sandbox_id)
+    changed = await session_store.mark_paused(
+        core.pool, core.sid, sandbox_id=sandbox_id, snapshot_id=result.snapshot_id, reason=reason
+    )
+    core.record = await session_store.get_session(core.pool, core.sid) or core.record
+    if not changed:
+        # The row moved on (stopped, or another sandbox): the snapshot is not the session's.
+        log.warning("session %s: paused sandbox was no longer current", core.session_id)
+        return result.snapshot_id
+    await core.emit([Status(status="paused")])
+    await core.lifecycle("paused", reason=reason, sandbox_id=sandbox_id)
+    lifecycle_metrics().pauses.inc(tags={"reason": reason})
+    return result.snapshot_id

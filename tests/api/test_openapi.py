@@ -1,0 +1,109 @@
+"""``GET /openapi.json``: the routes with the request bodies handlers decode themselves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from api.openapi import json_body
+from schemas.auth import SignUpRequest as RealSignUp
+
+# Routes whose handlers decode a JSON body (method, path): each must document it.
+WITH_BODY = [
+    ("post", "/api/auth/sign-up"),
+    ("post", "/api/auth/sign-in"),
+    ("post", "/api/auth/active-org"),
+    ("post", "/api/orgs"),
+    ("patch", "/api/orgs/{org_id}"),
+    ("post", "/api/orgs/{org_id}/members"),
+    ("patch", "/api/orgs/{org_id}/members/{user_id}"),
+    ("post", "/api/api-keys"),
+    ("post", "/api/automations"),
+    ("patch", "/api/automations/{automation_id}"),
+    ("post", "/api/automations/{automation_id}/triggers"),
+    ("post", "/api/automations/{automation_id}/connections"),
+    ("post", "/api/triggers"),
+    ("patch", "/api/triggers/{trigger_id}"),
+    ("post", "/api/schedules"),
+    ("patch", "/api/schedules/{schedule_id}"),
+    ("post", "/api/runs/{run_id}/resolve"),
+    ("post", "/api/sessions"),
+    ("patch", "/api/sessions/{session_id}"),
+    ("post", "/api/sessions/{session_id}/message"),
+    ("post", "/api/sessions/{session_id}/tools/{tool}"),
+]
+
+
+def _resolve(spec: dict[str, Any], ref: str) -> dict[str, Any]:
+    assert ref.startswith("#/components/schemas/"), ref
+    name = ref.removeprefix("#/components/schemas/")
+    schemas = spec["components"]["schemas"]
+    assert name in schemas, (ref, sorted(schemas))
+    found: dict[str, Any] = schemas[name]
+    return found
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
+
+
+@pytest.fixture
+async def spec(http: aiohttp.ClientSession) -> dict[str, Any]:
+    async with http.get("/openapi.json") as resp:
+        assert resp.status == 200
+        parsed: dict[str, Any] = json.loads(await resp.text())
+    return parsed
+
+
+async def test_lists_the_routes_and_every_ref_resolves(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.")
+    for method, path in WITH_BODY:
+        assert method in spec["paths"].get(path, {}), (method, path)
+    assert "get" in spec["paths"]["/api/sessions/{session_id}/preview"]
+    refs = _refs(spec)
+    assert refs
+    for ref in refs:
+        _resolve(spec, ref)
+
+
+async def test_sign_up_body_is_documented(spec: dict[str, Any]) -> None:
+    body = spec["paths"]["/api/auth/sign-up"]["post"]["requestBody"]
+    assert body["required"] is True
+    schema = _resolve(spec, body["content"]["application/json"]["schema"]["$ref"])
+    assert {"email", "password"} <= set(schema["properties"])
+    assert {"email", "password"} <= set(schema["required"])
+    assert schema["additionalProperties"] is False  # unknown fields are refused
+
+
+@pytest.mark.parametrize(("method", "path"), WITH_BODY, ids=lambda v: str(v))
+async def test_every_decoding_route_documents_its_body(
+    spec: dict[str, Any], method: str, path: str
+) -> None:
+    body = spec["paths"][path][method]["requestBody"]
+    schema = _resolve(spec, body["content"]["application/json"]["schema"]["$ref"])
+    assert schema["type"] == "object"
+
+
+async def test_bodiless_routes_document_no_body(spec: dict[str, Any]) -> None:
+    assert "requestBody" not in spec["paths"]["/api/auth/sign-out"]["post"]
+    assert "requestBody" not in spec["paths"]["/api/runs/{run_id}/claim"]["post"]
+
+
+def test_two_structs_of_one_name_are_refused() -> None:
+    first = json_body(RealSignUp)
+    assert json_body(RealSignUp) == first  # registering the same Struct again is fine
+
+    class SignUpRequest(msgspec.Struct, frozen=True, kw_only=True):
+        nickname: str
+
+    with pytest.raises(ValueError, match="SignUpRequest"):
+        json_body(SignUpRequest)
