@@ -13,7 +13,11 @@ import aiohttp
 import msgspec
 from multidict import CIMultiDictProxy
 
-from integrations.errors import IntegrationProtocolError, IntegrationUnavailableError
+from integrations.errors import (
+    IntegrationProtocolError,
+    IntegrationRateLimitError,
+    IntegrationUnavailableError,
+)
 
 
 class HttpResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +168,18 @@ class JsonHttpClient:
             # aiohttp messages may embed the URL, never headers; still mask to be sure.
             detail = self.safe(f"{type(exc).__name__}: {exc}")
             raise IntegrationUnavailableError(self.provider, f"{method} failed: {detail}") from exc
+
+    def rate_limited(
+        self, response: HttpResponse, message: str, *, code: str | None
+    ) -> IntegrationRateLimitError:
+        """A rate-limit error for ``response``, waiting as its ``Retry-After`` header says."""
+        return IntegrationRateLimitError(
+            self.provider,
+            message,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            status=response.status,
+            code=code,
+        )
 
     def decode(self, response: HttpResponse, type_: type[Any]) -> Any:
         """Decode a JSON body into ``type_``; a malformed body is a protocol error."""

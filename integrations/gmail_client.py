@@ -16,13 +16,12 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
-from integrations._http import HttpResponse, JsonHttpClient, parse_retry_after
+from integrations._http import HttpResponse, JsonHttpClient
 from integrations.errors import (
     IntegrationAuthError,
     IntegrationError,
     IntegrationForbiddenError,
     IntegrationNotFoundError,
-    IntegrationRateLimitError,
     IntegrationUnavailableError,
     IntegrationValidationError,
 )
@@ -168,13 +167,7 @@ class GmailClient(JsonHttpClient):
         message = self.safe(body.message or f"HTTP {resp.status}")
         status = resp.status
         if status == 429 or (status == 403 and reasons & _RATE_REASONS):
-            raise IntegrationRateLimitError(
-                self.provider,
-                message,
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                status=status,
-                code=code,
-            )
+            raise self.rate_limited(resp, message, code=code)
         error: type[IntegrationError] = IntegrationError
         if status == 401:
             error = IntegrationAuthError

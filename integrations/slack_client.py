@@ -17,13 +17,12 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from integrations._http import HttpResponse, JsonHttpClient, parse_retry_after
+from integrations._http import HttpResponse, JsonHttpClient
 from integrations.errors import (
     IntegrationAuthError,
     IntegrationError,
     IntegrationForbiddenError,
     IntegrationNotFoundError,
-    IntegrationRateLimitError,
     IntegrationUnavailableError,
     IntegrationValidationError,
 )
@@ -93,13 +92,7 @@ class SlackClient(JsonHttpClient):
     def _raise(self, resp: HttpResponse, envelope: _Envelope) -> None:
         code = envelope.error or ("ratelimited" if resp.status == 429 else None)
         if resp.status == 429 or code == "ratelimited":
-            raise IntegrationRateLimitError(
-                self.provider,
-                "ratelimited",
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                status=resp.status,
-                code="ratelimited",
-            )
+            raise self.rate_limited(resp, "ratelimited", code="ratelimited")
         if code is None:
             code = f"http_{resp.status}"
         error: type[IntegrationError] = IntegrationError

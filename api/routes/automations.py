@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.body import body
-from api.deps import Caller, parse_uuid, require_active_org
+from api.deps import Caller, parse_uuid
 from api.errors import ApiError, not_found
 from api.openapi import json_body
 from api.responses import json_response
+from api.routes._org_scoped import OrgMember, active_org, app_state, json_or_404
 from api.state import AppState
 from schemas.automations import (
     AddConnection,
@@ -41,18 +42,7 @@ from store import sessions as sessions_store
 from store import triggers as triggers_store
 
 router = APIRouter(prefix="/api/automations", tags=["automations"])
-OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
 SLACK_TOKEN_PURPOSE = "slack-token"
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.warren
-    return state
-
-
-def _org(caller: Caller) -> uuid.UUID:
-    assert caller.org_id is not None
-    return caller.org_id
 
 
 async def _columns(
@@ -83,8 +73,8 @@ async def _columns(
 @router.get("")
 async def list_automations(request: Request, caller: OrgMember) -> Response:
     """The org's automations, newest first."""
-    async with _state(request).pool.acquire() as conn:
-        items = await store.list_automations(conn, _org(caller))
+    async with app_state(request).pool.acquire() as conn:
+        items = await store.list_automations(conn, active_org(caller))
     return json_response(AutomationList(automations=items))
 
 
@@ -92,20 +82,18 @@ async def list_automations(request: Request, caller: OrgMember) -> Response:
 async def create_automation(request: Request, caller: OrgMember) -> Response:
     """Create an automation: 201."""
     req = await body(request, CreateAutomation)
-    state = _state(request)
-    fields = await _columns(state, _org(caller), req)
+    state = app_state(request)
+    fields = await _columns(state, active_org(caller), req)
     async with state.pool.acquire() as conn:
-        created = await store.create_automation(conn, _org(caller), caller.user_id, fields)
+        created = await store.create_automation(conn, active_org(caller), caller.user_id, fields)
     return json_response(created, status=201)
 
 
 async def _get(request: Request, caller: Caller, automation_id: str) -> Response:
     target = parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
-        found = await store.get_automation(conn, _org(caller), target)
-    if found is None:
-        raise not_found("automation")
-    return json_response(found)
+    async with app_state(request).pool.acquire() as conn:
+        found = await store.get_automation(conn, active_org(caller), target)
+    return json_or_404(found, "automation")
 
 
 @router.get("/{automation_id}")
@@ -118,18 +106,16 @@ async def _update(
     request: Request, caller: Caller, automation_id: str, fields: dict[str, Any]
 ) -> Response:
     target = parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
-        updated = await store.update_automation(conn, _org(caller), target, fields)
-    if updated is None:
-        raise not_found("automation")
-    return json_response(updated)
+    async with app_state(request).pool.acquire() as conn:
+        updated = await store.update_automation(conn, active_org(caller), target, fields)
+    return json_or_404(updated, "automation")
 
 
 @router.patch("/{automation_id}", openapi_extra=json_body(UpdateAutomation))
 async def update_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Change the fields sent."""
     req = await body(request, UpdateAutomation)
-    fields = await _columns(_state(request), _org(caller), req)
+    fields = await _columns(app_state(request), active_org(caller), req)
     return await _update(request, caller, automation_id, fields)
 
 
@@ -149,16 +135,16 @@ async def disable_automation(request: Request, caller: OrgMember, automation_id:
 async def delete_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Delete with its runs and schedules; its triggers become unbound. 204."""
     target = parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
-        if not await store.delete_automation(conn, _org(caller), target):
+    async with app_state(request).pool.acquire() as conn:
+        if not await store.delete_automation(conn, active_org(caller), target):
             raise not_found("automation")
     return Response(status_code=204)
 
 
 async def _require(request: Request, caller: Caller, automation_id: str) -> uuid.UUID:
     target = parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
-        if await store.get_automation(conn, _org(caller), target) is None:
+    async with app_state(request).pool.acquire() as conn:
+        if await store.get_automation(conn, active_org(caller), target) is None:
             raise not_found("automation")
     return target
 
@@ -170,8 +156,8 @@ async def _require(request: Request, caller: Caller, automation_id: str) -> uuid
 async def list_bound_triggers(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Triggers bound to the automation."""
     target = await _require(request, caller, automation_id)
-    async with _state(request).pool.acquire() as conn:
-        items = await triggers_store.list_triggers(conn, _org(caller), target)
+    async with app_state(request).pool.acquire() as conn:
+        items = await triggers_store.list_triggers(conn, active_org(caller), target)
     return json_response(TriggerList(triggers=items))
 
 
@@ -180,13 +166,11 @@ async def bind_trigger(request: Request, caller: OrgMember, automation_id: str) 
     """Bind one of the org's triggers to this automation (moving it if bound elsewhere)."""
     req = await body(request, BindTrigger)
     target = await _require(request, caller, automation_id)
-    async with _state(request).pool.acquire() as conn:
+    async with app_state(request).pool.acquire() as conn:
         bound = await triggers_store.update_trigger(
-            conn, _org(caller), req.trigger_id, {"automation_id": target}
+            conn, active_org(caller), req.trigger_id, {"automation_id": target}
         )
-    if bound is None:
-        raise not_found("trigger")
-    return json_response(bound)
+    return json_or_404(bound, "trigger")
 
 
 @router.delete("/{automation_id}/triggers/{trigger_id}")
@@ -196,11 +180,13 @@ async def unbind_trigger(
     """Unbind a trigger from this automation (the trigger stays, unbound). 204."""
     target = await _require(request, caller, automation_id)
     trigger = parse_uuid(trigger_id, "trigger")
-    async with _state(request).pool.acquire() as conn:
-        found = await triggers_store.get_trigger(conn, _org(caller), trigger)
+    async with app_state(request).pool.acquire() as conn:
+        found = await triggers_store.get_trigger(conn, active_org(caller), trigger)
         if found is None or found.automation_id != target:
             raise not_found("trigger")
-        await triggers_store.update_trigger(conn, _org(caller), trigger, {"automation_id": None})
+        await triggers_store.update_trigger(
+            conn, active_org(caller), trigger, {"automation_id": None}
+        )
     return Response(status_code=204)
 
 
@@ -211,7 +197,7 @@ async def unbind_trigger(
 async def list_connections(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Integrations the automation's sessions may use."""
     target = await _require(request, caller, automation_id)
-    async with _state(request).pool.acquire() as conn:
+    async with app_state(request).pool.acquire() as conn:
         items = await store.list_connections(conn, target)
     return json_response(ConnectionList(connections=items))
 
@@ -221,7 +207,7 @@ async def add_connection(request: Request, caller: OrgMember, automation_id: str
     """Connect an integration (idempotent): 201."""
     req = await body(request, AddConnection)
     target = await _require(request, caller, automation_id)
-    async with _state(request).pool.acquire() as conn:
+    async with app_state(request).pool.acquire() as conn:
         added = await store.add_connection(conn, target, req.integration_id)
     return json_response(added, status=201)
 
@@ -233,7 +219,7 @@ async def remove_connection(
     """Disconnect an integration: 204."""
     target = await _require(request, caller, automation_id)
     integration = parse_uuid(integration_id, "connection")
-    async with _state(request).pool.acquire() as conn:
+    async with app_state(request).pool.acquire() as conn:
         if not await store.remove_connection(conn, target, integration):
             raise not_found("connection")
     return Response(status_code=204)
@@ -246,10 +232,10 @@ async def remove_connection(
 async def run_now(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Queue a manual run now: 202 with the run (200 with the same run for a repeated
     ``Idempotency-Key``)."""
-    state = _state(request)
+    state = app_state(request)
     target = parse_uuid(automation_id, "automation")
     key = request.headers.get("idempotency-key", "").strip()[:200] or uuid.uuid4().hex
-    org_id = _org(caller)
+    org_id = active_org(caller)
     async with state.pool.acquire() as conn:
         automation = await store.get_automation(conn, org_id, target)
         if automation is None:

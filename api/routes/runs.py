@@ -13,31 +13,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.body import body
-from api.deps import Caller, parse_uuid, require_active_org
+from api.deps import Caller, parse_uuid
 from api.errors import ApiError, not_found
 from api.openapi import json_body
 from api.responses import json_response
-from api.state import AppState
+from api.routes._org_scoped import OrgMember, active_org, app_state, json_or_404
 from schemas.automations import ResolveRun, RunEventList, RunList
 from store import runs as store
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
-OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
 ATTENTION_DAYS = 7
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.warren
-    return state
-
-
-def _org(caller: Caller) -> uuid.UUID:
-    assert caller.org_id is not None
-    return caller.org_id
 
 
 def _user(caller: Caller) -> uuid.UUID:
@@ -56,10 +45,10 @@ async def list_runs(
 ) -> Response:
     """The org's runs, newest first; filter by automation or status, page with ``before``."""
     automation = None if automation_id is None else parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
+    async with app_state(request).pool.acquire() as conn:
         items = await store.list_runs(
             conn,
-            _org(caller),
+            active_org(caller),
             automation_id=automation,
             status=status,
             before=before,
@@ -71,17 +60,15 @@ async def list_runs(
 @router.get("/attention")
 async def attention_inbox(request: Request, caller: OrgMember) -> Response:
     """Failed, needs_human and timed_out runs of the last 7 days, newest first."""
-    async with _state(request).pool.acquire() as conn:
-        items = await store.list_attention(conn, _org(caller), days=ATTENTION_DAYS)
+    async with app_state(request).pool.acquire() as conn:
+        items = await store.list_attention(conn, active_org(caller), days=ATTENTION_DAYS)
     return json_response(RunList(runs=items))
 
 
 async def _run(request: Request, caller: Caller, run_id: uuid.UUID) -> Response:
-    async with _state(request).pool.acquire() as conn:
-        found = await store.get_run(conn, _org(caller), run_id)
-    if found is None:
-        raise not_found("run")
-    return json_response(found)
+    async with app_state(request).pool.acquire() as conn:
+        found = await store.get_run(conn, active_org(caller), run_id)
+    return json_or_404(found, "run")
 
 
 @router.get("/{run_id}")
@@ -94,8 +81,8 @@ async def get_run(request: Request, caller: OrgMember, run_id: str) -> Response:
 async def run_events(request: Request, caller: OrgMember, run_id: str) -> Response:
     """The run's history, oldest first."""
     target = parse_uuid(run_id, "run")
-    async with _state(request).pool.acquire() as conn:
-        if await store.get_run(conn, _org(caller), target) is None:
+    async with app_state(request).pool.acquire() as conn:
+        if await store.get_run(conn, active_org(caller), target) is None:
             raise not_found("run")
         events = await store.list_events(conn, target)
     return json_response(RunEventList(events=events))
@@ -110,8 +97,8 @@ async def claim_run(request: Request, caller: OrgMember, run_id: str) -> Respons
     """Claim the run for yourself (idempotent); 409 if someone else holds it."""
     target = parse_uuid(run_id, "run")
     try:
-        async with _state(request).pool.acquire() as conn:
-            found = await store.assign(conn, _org(caller), target, _user(caller))
+        async with app_state(request).pool.acquire() as conn:
+            found = await store.assign(conn, active_org(caller), target, _user(caller))
     except store.AssignmentConflict as exc:
         raise _conflict(exc) from None
     if not found:
@@ -124,9 +111,9 @@ async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Respo
     """Release your claim (admins may release anyone's); 409 if someone else holds it."""
     target = parse_uuid(run_id, "run")
     try:
-        async with _state(request).pool.acquire() as conn:
+        async with app_state(request).pool.acquire() as conn:
             found = await store.unassign(
-                conn, _org(caller), target, _user(caller), force=caller.has_role("admin")
+                conn, active_org(caller), target, _user(caller), force=caller.has_role("admin")
             )
     except store.AssignmentConflict as exc:
         raise _conflict(exc) from None
@@ -141,9 +128,9 @@ async def resolve_run(request: Request, caller: OrgMember, run_id: str) -> Respo
     req = await body(request, ResolveRun)
     target = parse_uuid(run_id, "run")
     try:
-        async with _state(request).pool.acquire() as conn:
+        async with app_state(request).pool.acquire() as conn:
             found = await store.resolve(
-                conn, _org(caller), target, _user(caller), outcome=req.outcome, note=req.note
+                conn, active_org(caller), target, _user(caller), outcome=req.outcome, note=req.note
             )
     except store.AssignmentConflict as exc:
         raise _conflict(exc) from None

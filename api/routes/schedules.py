@@ -7,37 +7,30 @@ changes. The scheduler actor fires them (see actors/scheduler.py). Other orgs ge
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.body import body
-from api.deps import Caller, parse_uuid, require_active_org
+from api.deps import parse_uuid
 from api.errors import ApiError, not_found
 from api.openapi import json_body
 from api.responses import json_response
-from api.state import AppState
+from api.routes._org_scoped import (
+    OrgMember,
+    active_org,
+    app_state,
+    json_or_404,
+    require_automation_in_org,
+)
 from core import cron
 from schemas.automations import CreateSchedule, ScheduleList, UpdateSchedule
-from store import automations as automations_store
 from store import schedules as store
 
 router = APIRouter(prefix="/api/schedules", tags=["schedules"])
-OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.warren
-    return state
-
-
-def _org(caller: Caller) -> uuid.UUID:
-    assert caller.org_id is not None
-    return caller.org_id
 
 
 def _next_run(expression: str, timezone: str) -> datetime:
@@ -54,8 +47,8 @@ async def list_schedules(
 ) -> Response:
     """The org's schedules (optionally one automation's)."""
     automation = None if automation_id is None else parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
-        items = await store.list_schedules(conn, _org(caller), automation)
+    async with app_state(request).pool.acquire() as conn:
+        items = await store.list_schedules(conn, active_org(caller), automation)
     return json_response(ScheduleList(schedules=items))
 
 
@@ -70,13 +63,10 @@ async def create_schedule(request: Request, caller: OrgMember) -> Response:
         "enabled": req.enabled,
         "next_run_at": _next_run(req.cron_expression, req.timezone),
     }
-    async with _state(request).pool.acquire() as conn:
-        if await automations_store.get_automation(conn, _org(caller), req.automation_id) is None:
-            raise ApiError(
-                400, "automation not found in this org", code="invalid", field="automation_id"
-            )
+    async with app_state(request).pool.acquire() as conn:
+        await require_automation_in_org(conn, active_org(caller), req.automation_id)
         created = await store.create_schedule(
-            conn, _org(caller), caller.user_id, req.automation_id, fields
+            conn, active_org(caller), caller.user_id, req.automation_id, fields
         )
     return json_response(created, status=201)
 
@@ -85,11 +75,9 @@ async def create_schedule(request: Request, caller: OrgMember) -> Response:
 async def get_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
     """One schedule of the org."""
     target = parse_uuid(schedule_id, "schedule")
-    async with _state(request).pool.acquire() as conn:
-        found = await store.get_schedule(conn, _org(caller), target)
-    if found is None:
-        raise not_found("schedule")
-    return json_response(found)
+    async with app_state(request).pool.acquire() as conn:
+        found = await store.get_schedule(conn, active_org(caller), target)
+    return json_or_404(found, "schedule")
 
 
 @router.patch("/{schedule_id}", openapi_extra=json_body(UpdateSchedule))
@@ -98,8 +86,8 @@ async def update_schedule(request: Request, caller: OrgMember, schedule_id: str)
     req = await body(request, UpdateSchedule)
     target = parse_uuid(schedule_id, "schedule")
     fields = {f: v for f, v in msgspec.structs.asdict(req).items() if v is not msgspec.UNSET}
-    async with _state(request).pool.acquire() as conn:
-        current = await store.get_schedule(conn, _org(caller), target)
+    async with app_state(request).pool.acquire() as conn:
+        current = await store.get_schedule(conn, active_org(caller), target)
         if current is None:
             raise not_found("schedule")
         if {"cron_expression", "timezone", "enabled"} & set(fields):
@@ -107,17 +95,15 @@ async def update_schedule(request: Request, caller: OrgMember, schedule_id: str)
                 fields.get("cron_expression", current.cron_expression),
                 fields.get("timezone", current.timezone),
             )
-        updated = await store.update_schedule(conn, _org(caller), target, fields)
-    if updated is None:
-        raise not_found("schedule")
-    return json_response(updated)
+        updated = await store.update_schedule(conn, active_org(caller), target, fields)
+    return json_or_404(updated, "schedule")
 
 
 @router.delete("/{schedule_id}")
 async def delete_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
     """Delete a schedule: 204."""
     target = parse_uuid(schedule_id, "schedule")
-    async with _state(request).pool.acquire() as conn:
-        if not await store.delete_schedule(conn, _org(caller), target):
+    async with app_state(request).pool.acquire() as conn:
+        if not await store.delete_schedule(conn, active_org(caller), target):
             raise not_found("schedule")
     return Response(status_code=204)

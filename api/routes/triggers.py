@@ -11,19 +11,25 @@ triggers answer 404.
 from __future__ import annotations
 
 import secrets
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.body import body
-from api.deps import Caller, parse_uuid, require_active_org
+from api.deps import parse_uuid
 from api.errors import ApiError, not_found
 from api.openapi import json_body
 from api.responses import json_response
+from api.routes._org_scoped import (
+    OrgMember,
+    active_org,
+    app_state,
+    json_or_404,
+    require_automation_in_org,
+)
 from api.routes.webhooks import WEBHOOK_SECRET_PURPOSE
 from api.state import AppState
 from core import cron
@@ -37,26 +43,14 @@ from schemas.automations import (
     UpdateTrigger,
 )
 from security.sealing import seal
-from store import automations as automations_store
 from store import triggers as store
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
-OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
 
 POLL_TOKEN_PURPOSE = "poll-token"
 WEBHOOK_PROVIDERS = frozenset({"github", "linear", "sentry", "posthog", "webhook", "custom"})
 POLLING_PROVIDERS = frozenset({"linear", "gmail", "scheduled"})
 TOKEN_PROVIDERS = frozenset({"linear", "gmail"})
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.warren
-    return state
-
-
-def _org(caller: Caller) -> uuid.UUID:
-    assert caller.org_id is not None
-    return caller.org_id
 
 
 def _check_config(provider: str, config: dict[str, Any]) -> None:
@@ -132,8 +126,8 @@ async def list_triggers(
 ) -> Response:
     """The org's triggers (optionally one automation's), newest first."""
     automation = None if automation_id is None else parse_uuid(automation_id, "automation")
-    async with _state(request).pool.acquire() as conn:
-        items = await store.list_triggers(conn, _org(caller), automation)
+    async with app_state(request).pool.acquire() as conn:
+        items = await store.list_triggers(conn, active_org(caller), automation)
     return json_response(TriggerList(triggers=items))
 
 
@@ -141,16 +135,12 @@ async def list_triggers(
 async def create_trigger(request: Request, caller: OrgMember) -> Response:
     """Create a trigger: 201 with the webhook secret, the only time it is shown."""
     req = await body(request, CreateTrigger)
-    state = _state(request)
+    state = app_state(request)
     fields, secret = _create_columns(state, req)
     async with state.pool.acquire() as conn:
-        if req.automation_id is not None and (
-            await automations_store.get_automation(conn, _org(caller), req.automation_id) is None
-        ):
-            raise ApiError(
-                400, "automation not found in this org", code="invalid", field="automation_id"
-            )
-        created = await store.create_trigger(conn, _org(caller), caller.user_id, fields)
+        if req.automation_id is not None:
+            await require_automation_in_org(conn, active_org(caller), req.automation_id)
+        created = await store.create_trigger(conn, active_org(caller), caller.user_id, fields)
     return json_response(CreatedTrigger(trigger=created, webhook_secret=secret), status=201)
 
 
@@ -158,22 +148,20 @@ async def create_trigger(request: Request, caller: OrgMember) -> Response:
 async def get_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """One trigger of the org (never its secret)."""
     target = parse_uuid(trigger_id, "trigger")
-    async with _state(request).pool.acquire() as conn:
-        found = await store.get_trigger(conn, _org(caller), target)
-    if found is None:
-        raise not_found("trigger")
-    return json_response(found)
+    async with app_state(request).pool.acquire() as conn:
+        found = await store.get_trigger(conn, active_org(caller), target)
+    return json_or_404(found, "trigger")
 
 
 @router.patch("/{trigger_id}", openapi_extra=json_body(UpdateTrigger))
 async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """Change name, enabled, filters, cron, time zone, poll token or connection."""
     req = await body(request, UpdateTrigger)
-    state = _state(request)
+    state = app_state(request)
     target = parse_uuid(trigger_id, "trigger")
     fields = {f: v for f, v in msgspec.structs.asdict(req).items() if v is not msgspec.UNSET}
     async with state.pool.acquire() as conn:
-        current = await store.get_trigger(conn, _org(caller), target)
+        current = await store.get_trigger(conn, active_org(caller), target)
         if current is None:
             raise not_found("trigger")
         if "config" in fields:
@@ -192,18 +180,16 @@ async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -
             raise ApiError(
                 400, "only polling triggers have a cron", code="invalid", field="polling_cron"
             )
-        updated = await store.update_trigger(conn, _org(caller), target, fields)
-    if updated is None:
-        raise not_found("trigger")
-    return json_response(updated)
+        updated = await store.update_trigger(conn, active_org(caller), target, fields)
+    return json_or_404(updated, "trigger")
 
 
 @router.delete("/{trigger_id}")
 async def delete_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """Delete a trigger with its events (and their runs): 204."""
     target = parse_uuid(trigger_id, "trigger")
-    async with _state(request).pool.acquire() as conn:
-        if not await store.delete_trigger(conn, _org(caller), target):
+    async with app_state(request).pool.acquire() as conn:
+        if not await store.delete_trigger(conn, active_org(caller), target):
             raise not_found("trigger")
     return Response(status_code=204)
 
@@ -217,8 +203,8 @@ async def list_trigger_events(
 ) -> Response:
     """The trigger's recorded events (skipped and failed ones included), newest first."""
     target = parse_uuid(trigger_id, "trigger")
-    async with _state(request).pool.acquire() as conn:
-        if await store.get_trigger(conn, _org(caller), target) is None:
+    async with app_state(request).pool.acquire() as conn:
+        if await store.get_trigger(conn, active_org(caller), target) is None:
             raise not_found("trigger")
-        events = await store.list_events(conn, _org(caller), target, limit=limit)
+        events = await store.list_events(conn, active_org(caller), target, limit=limit)
     return json_response(TriggerEventList(events=events))
