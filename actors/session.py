@@ -19,6 +19,7 @@ import ray
 from actors.session_core import SessionCore
 from actors.session_git import GitRequest, SessionGit
 from actors.session_idle import IdleWatcher
+from actors.session_migrate import MigrationWatcher
 from actors.session_pause import SessionExiting, pause_session
 from actors.session_runtime import ProviderFactory
 from actors.session_tools import ToolRunner
@@ -50,6 +51,8 @@ class SessionActor:
         self._exit_ref: Any = None
         self._idle = IdleWatcher(self._core, self._tools, self._exit_soon)
         self._idle.start()
+        self._migration = MigrationWatcher(self._core, self._exit_soon)
+        self._migration.start()
 
     async def ping(self) -> int:
         """Liveness; returns the actor's process id (benchmarks measure it)."""

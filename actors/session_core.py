@@ -118,6 +118,12 @@ class SessionCore:
         self.processor: EventProcessor | None = None
         self.clients: dict[str, float] = {}
         self.migrating = False
+        """A migration to a new sandbox is under way (see actors/session_migrate.py)."""
+        self.prompt_gate = asyncio.Lock()
+        """Held while a prompt is delivered, and by a migration for its whole length: prompts
+        sent meanwhile wait (in order) and go to the new sandbox."""
+        self.boot_event: LifecycleKind | None = None
+        """The lifecycle event the next boot publishes instead of running/resumed."""
         self.stopping = False
         self.exiting = False
         """A pause is under way and the actor exits after it (see actors/session_pause.py)."""
@@ -327,7 +333,10 @@ class SessionCore:
         """Single flight: make the sandbox, OpenCode session and event stream ready."""
         await self.started()
         assert self.runtime is not None
-        if self.runtime.ready:
+        # The runtime turns ready inside _boot, before clients are told `running`: a caller
+        # arriving then waits for the boot to finish, so nothing overtakes that status.
+        booting = self._ready_task is not None and not self._ready_task.done()
+        if self.runtime.ready and not booting:
             return
         if self._ready_task is None or self._ready_task.done():
             self._ready_task = asyncio.get_event_loop().create_task(self._boot())
@@ -399,7 +408,8 @@ class SessionCore:
             raise
         self.record = await session_store.get_session(self.pool, self.sid) or record
         await self.emit([Status(status="running")])
-        await self.lifecycle("resumed" if was_paused else "running", sandbox_id=handle.sandbox_id)
+        kind: LifecycleKind = self.boot_event or ("resumed" if was_paused else "running")
+        await self.lifecycle(kind, sandbox_id=handle.sandbox_id)
         if was_paused:
             lifecycle_metrics().resumes.inc()
         self._spawn(self._send_initial_prompt())
@@ -469,12 +479,17 @@ class SessionCore:
                 parts=tuple(parts),
             )
             await self.emit([MessageEvent(message=message)])
-        await self.ensure_ready()
-        runtime = self.runtime
-        assert runtime is not None and runtime.client is not None
-        assert runtime.agent_session_id is not None
-        await runtime.client.prompt(runtime.agent_session_id, content, images)
-        await message_store.mark_delivered(self.pool, self.sid, message_id)
+        # Clients see the prompt at once; during a migration it is delivered after it.
+        async with self.prompt_gate:
+            state = await message_store.user_message_state(self.pool, self.sid, message_id)
+            if state is not None and state.delivered:
+                return message_id
+            await self.ensure_ready()
+            runtime = self.runtime
+            assert runtime is not None and runtime.client is not None
+            assert runtime.agent_session_id is not None
+            await runtime.client.prompt(runtime.agent_session_id, content, images)
+            await message_store.mark_delivered(self.pool, self.sid, message_id)
         self.last_activity = time.monotonic()
         return message_id
 

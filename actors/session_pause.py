@@ -55,6 +55,10 @@ async def pause_session(core: SessionCore, reason: PauseReason) -> str:
     assert core.pool is not None and core.runtime is not None
     core.exiting = True
     try:
+        if core.migrating:
+            # Pause whichever sandbox the migration leaves the session on.
+            async with core.prompt_gate:
+                pass
         return await _pause(core, reason)
     except BaseException:
         core.exiting = False

@@ -133,7 +133,7 @@ PROXY_CONNECTIONS = Gauge(
 
 
 class LifecycleMetrics:
-    """Counters of session pauses, resumes and idle snapshots (actor side)."""
+    """Counters of session pauses, resumes, idle snapshots and migrations (actor side)."""
 
     def __init__(self) -> None:
         from ray.util import metrics as ray_metrics
@@ -150,6 +150,14 @@ class LifecycleMetrics:
         self.idle_snapshots = ray_metrics.Counter(
             "warren_session_idle_snapshots_total",
             description="Idle-snapshot attempts, by outcome (ok, failed, gave_up).",
+            tag_keys=("outcome",),
+        )
+        self.migrations = ray_metrics.Counter(
+            "warren_session_migrations_total",
+            description=(
+                "Expiry checks, by outcome: migrated, failed (kept the old sandbox), "
+                "stopped (old sandbox gone), paused (no clients), pause_failed."
+            ),
             tag_keys=("outcome",),
         )
 

@@ -69,7 +69,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cookie_secure: bool = False
     ws_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
     sandbox_provider: Literal["local", "modal", "e2b"] = "local"
-    sandbox_expiry_seconds: Annotated[int, msgspec.Meta(ge=30)] = 3600
+    sandbox_expiry_seconds: Annotated[int, msgspec.Meta(ge=10)] = 3600
+    migration_lead_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    """How long before its sandbox expires a session migrates (or pauses, with no clients)."""
+    migration_agent_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """How long a migration waits for the agent to go idle before aborting its work."""
     idle_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """How often a session actor checks whether its session is idle."""
     idle_grace_web_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0

@@ -600,3 +600,41 @@ async def mark_paused(
         reason,
     )
     return bool(status.endswith(" 1"))
+
+
+# --- migration ------------------------------------------------------------------------------
+
+
+async def move_sandbox(
+    conn: Conn,
+    session_id: uuid.UUID,
+    *,
+    old_sandbox_id: str,
+    sandbox_id: str,
+    agent_url: str,
+    tools_url: str,
+    preview_url: str | None,
+    expires_at: datetime,
+    snapshot_id: str,
+) -> bool:
+    """The session migrated from ``old_sandbox_id`` to ``sandbox_id`` (booted from
+    ``snapshot_id``, which it resumes from should the new sandbox be lost).
+
+    Compare-and-set on the old sandbox id: False (nothing written) if the row moved on to
+    another sandbox, or was paused or stopped meanwhile.
+    """
+    status = await conn.execute(
+        """UPDATE sessions
+           SET sandbox_id = $3, agent_url = $4, tools_url = $5, preview_url = $6,
+               sandbox_expires_at = $7, snapshot_id = $8, updated_at = now()
+           WHERE id = $1 AND sandbox_id = $2 AND status = 'running'""",
+        session_id,
+        old_sandbox_id,
+        sandbox_id,
+        agent_url,
+        tools_url,
+        preview_url,
+        expires_at,
+        snapshot_id,
+    )
+    return bool(status.endswith(" 1"))

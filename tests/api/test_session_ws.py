@@ -52,6 +52,10 @@ class Client:
     async def until_completes(self, count: int, within: float = 30.0) -> None:
         await self.until(lambda _: self.count("message_complete") >= count, within)
 
+    def streamed(self) -> str:
+        """The text of every token frame so far (token frames may merge several deltas)."""
+        return "".join(f["token"] for f in self.frames if f.get("type") == "token")
+
     def count(self, kind: str) -> int:
         return sum(1 for f in self.frames if f["type"] == kind)
 
@@ -165,14 +169,18 @@ async def test_prompt_streams_tokens_and_tools_to_message_complete(live: Live) -
 
 
 async def test_two_clients_see_the_whole_stream(live: Live) -> None:
-    live.fake.reply = Reply(tokens=[f"w{i} " for i in range(20)], token_delay=0.005)
+    tokens = [f"w{i} " for i in range(20)]
+    live.fake.reply = Reply(tokens=tokens, token_delay=0.005)
     first, second = await live.connect(), await live.connect()
     assert (await first.recv())["type"] == "init" and (await second.recv())["type"] == "init"
     await first.send(type="prompt", content="hi")
     await first.until_completes(1)
     await second.until_completes(1)
     assert first.logged() == second.logged()
-    assert first.count("token") == 20
+    # Under load the actor merges deltas that arrive together into one token event, so the
+    # stream is checked by its text, not by how many token frames carried it.
+    assert first.streamed() == "".join(tokens)
+    assert 1 <= first.count("token") <= len(tokens)
 
 
 async def test_reconnect_with_cursor_gets_every_event_once(live: Live) -> None:
@@ -182,7 +190,7 @@ async def test_reconnect_with_cursor_gets_every_event_once(live: Live) -> None:
     await control.recv()
     await dropping.recv()
     await control.send(type="prompt", content="stream")
-    await dropping.until(lambda _: dropping.count("token") >= 10)
+    await dropping.until(lambda _: len(dropping.streamed()) >= 30)
     cursor = dropping.logged()[-1]["seq"]
     await dropping.ws.close()
     await asyncio.sleep(0.3)  # events the dropped client misses while away
@@ -203,7 +211,7 @@ async def test_actor_killed_mid_stream_client_still_gets_everything(live: Live) 
     client = await live.connect()
     await client.recv()
     await client.send(type="prompt", content="survive")
-    await client.until(lambda _: client.count("token") >= 10)
+    await client.until(lambda _: len(client.streamed()) >= 30)
     ray.kill(live.actor(), no_restart=False)
     await client.until_completes(1, within=60)
     assert_exactly_once_in_order(client.logged())
