@@ -282,6 +282,8 @@ class Stack:
             )
         if self.ray.pid is not None:
             self._timed("ray head", self.ray.stop)
+        data_dir = Path(self.env.get("WARREN_DATA_DIR", str(self.paths.data)))
+        self._timed("sandboxes", lambda: stop_local_sandboxes(data_dir))
         if self.model is not None:
             self._timed("model", self.model.stop)
         if self.nats is not None:
@@ -310,10 +312,24 @@ def _print_urls(settings: Settings, ray: RayHead, api: str) -> None:
     )
 
 
+def stop_local_sandboxes(data_dir: Path) -> int:
+    """Terminate the local sandboxes of this install (their processes outlive Ray).
+
+    Sessions keep their transcript (Postgres) and last snapshot; a session that was
+    running boots a fresh sandbox on its next connect or prompt.
+    """
+    from sandboxes.local import LocalSandboxProvider
+
+    provider = LocalSandboxProvider.from_data_dir(data_dir)
+    return len(asyncio.run(provider.terminate_all()))
+
+
 def stop_leftovers(paths: files.Paths, run: files.Running) -> None:
     """Stop servers a runner that died without cleaning up left behind (by recorded pid)."""
     if run.ray_pid and running(run.ray_pid, "ray start"):
         Stack._timed("ray head", lambda: stop_head(run.ray_pid or 0))
+    data_dir = Path(os.environ.get("WARREN_DATA_DIR", str(paths.data)))
+    Stack._timed("sandboxes", lambda: stop_local_sandboxes(data_dir))
     if run.scripted_model and run.scripted_model_pid:
         port = int(run.scripted_model.rsplit(":", 1)[1])
         Stack._timed("model", lambda: stop_leftover(run.scripted_model_pid or 0, port))

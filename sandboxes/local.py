@@ -393,6 +393,19 @@ class LocalSandboxProvider(SandboxProvider):
         layout, _ = self._layout(sandbox_id)
         return await asyncio.to_thread(read_tree, layout.workspace, folder)
 
+    async def terminate_all(self) -> list[str]:
+        """Terminate every sandbox under this provider's root; returns their ids.
+
+        For shutting a whole single-machine install down: sandbox processes run in their
+        own process groups and would otherwise outlive the control plane.
+        """
+        if not self.root.is_dir():
+            return []
+        ids = [p.name for p in self.root.iterdir() if valid_sandbox_id(p.name)]
+        for sandbox_id in ids:
+            await self.terminate(sandbox_id)
+        return ids
+
     async def reap_expired(self) -> list[str]:
         """Terminate every sandbox past its expiry; returns their ids (for a sweeper)."""
         if not self.root.is_dir():

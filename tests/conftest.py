@@ -133,3 +133,12 @@ async def _delete_test_streams(settings: Settings) -> AsyncIterator[None]:
         except Exception:  # a stream this run never created
             pass
     await nc.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _terminate_test_sandboxes(settings: Settings) -> AsyncIterator[None]:
+    """End the local sandboxes sessions started during the run (they outlive Ray)."""
+    yield
+    from sandboxes.local import LocalSandboxProvider
+
+    await LocalSandboxProvider.from_data_dir(Path(settings.data_dir)).terminate_all()

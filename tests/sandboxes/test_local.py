@@ -50,13 +50,6 @@ def _opts(repo: Path, **overrides: object) -> CreateSandboxOptions:
     return CreateSandboxOptions(**fields)  # type: ignore[arg-type]
 
 
-async def _terminate_all(provider: LocalSandboxProvider) -> None:
-    if provider.root.is_dir():
-        for entry in provider.root.iterdir():
-            if valid_sandbox_id(entry.name):
-                await provider.terminate(entry.name)
-
-
 async def _get(url: str) -> int:
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
@@ -88,7 +81,7 @@ async def booted(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Boot
     finally:
         del os.environ[CANARY_VAR]
     yield Booted(provider, handle, opts, SandboxLayout(provider.root / handle.sandbox_id), canary)
-    await _terminate_all(provider)
+    await provider.terminate_all()
 
 
 @pytest.fixture
@@ -96,7 +89,7 @@ async def provider(tmp_path: Path) -> AsyncIterator[LocalSandboxProvider]:
     """A provider of its own; every sandbox it leaves behind is terminated."""
     instance = _provider(tmp_path)
     yield instance
-    await _terminate_all(instance)
+    await instance.terminate_all()
 
 
 @pytest.fixture
@@ -404,6 +397,15 @@ async def test_dead_process_is_reported_and_not_recovered(
     assert not (provider.root / handle.sandbox_id).exists()  # the dead one was cleaned up
 
 
+async def test_terminate_all_ends_every_sandbox(provider: LocalSandboxProvider, repo: Path) -> None:
+    handle = await provider.create_sandbox(_opts(repo))
+    folder = provider.root / handle.sandbox_id
+    assert processes_pointing_into(folder)
+    assert await provider.terminate_all() == [handle.sandbox_id]
+    assert not folder.exists() and processes_pointing_into(folder) == []
+    assert await provider.terminate_all() == []
+
+
 async def test_terminate_of_unknown_ids_succeeds(provider: LocalSandboxProvider) -> None:
     await provider.terminate("sbx_" + "f" * 24)
     await provider.terminate("../../etc")
@@ -435,7 +437,7 @@ async def test_expiry_is_reported_and_blocks_recovery(tmp_path: Path, repo: Path
         assert await provider.reap_expired() == [again.sandbox_id]
         assert not (provider.root / again.sandbox_id).exists()
     finally:
-        await _terminate_all(provider)
+        await provider.terminate_all()
 
 
 # -- failures ---------------------------------------------------------------------------------
