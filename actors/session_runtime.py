@@ -17,7 +17,7 @@ import msgspec
 
 from actors.opencode_client import Event, EventStream, OpenCodeClient
 from core.settings import Settings
-from sandboxes.local import LocalSandboxProvider
+from sandboxes.factory import ProviderConfig, get_provider
 from sandboxes.provider import SandboxProvider
 from schemas.sandbox import (
     AgentConfig,
@@ -39,14 +39,13 @@ CONNECT_TIMEOUT = 15.0
 
 
 def default_provider(settings: Settings) -> SandboxProvider:
-    """The provider ``settings.sandbox_provider`` names (``local`` is built in)."""
-    if settings.sandbox_provider == "local":
-        return LocalSandboxProvider.from_data_dir(
-            Path(settings.data_dir),
-            opencode_bin=Path(settings.opencode_bin) if settings.opencode_bin else None,
-            expiry_seconds=float(settings.sandbox_expiry_seconds),
-        )
-    raise NotImplementedError(f"sandbox provider {settings.sandbox_provider!r} is not available")
+    """The provider ``settings.sandbox_provider`` names, one per process (sandboxes.factory)."""
+    config = ProviderConfig(
+        data_dir=Path(settings.data_dir),
+        expiry_seconds=float(settings.sandbox_expiry_seconds),
+        opencode_bin=Path(settings.opencode_bin) if settings.opencode_bin else None,
+    )
+    return get_provider(settings.sandbox_provider, config)
 
 
 def agent_mode(record: SessionRecord) -> AgentMode:

@@ -68,7 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = ".data"
     cookie_secure: bool = False
     ws_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
-    sandbox_provider: Literal["local", "modal", "e2b"] = "local"
+    sandbox_provider: Literal["local"] = "local"
+    """Only the local provider is built so far; Modal and E2B come later."""
     sandbox_expiry_seconds: Annotated[int, msgspec.Meta(ge=10)] = 3600
     migration_lead_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
     """How long before its sandbox expires a session migrates (or pauses, with no clients)."""

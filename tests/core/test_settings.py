@@ -65,3 +65,9 @@ def test_redacted_masks_credentials_inside_urls() -> None:
     shown = str(settings.redacted())
     assert "hunter2" not in shown and "s3cr3ttoken" not in shown
     assert "postgresql://warren:***@127.0.0.1:5432/warren" in shown
+
+
+def test_an_unbuilt_sandbox_provider_stops_start_up() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"WARREN_SECRET_KEY": "k" * 40, "WARREN_SANDBOX_PROVIDER": "modal"})
+    assert caught.value.variable == "WARREN_SANDBOX_PROVIDER"
