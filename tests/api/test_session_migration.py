@@ -28,6 +28,7 @@ from tests.api.test_session_pause import (
     receive,
     record_of,
     start_actor,
+    watched_session,
     workspace,
 )
 
@@ -63,10 +64,7 @@ async def test_migration_moves_workspace_and_delivers_queued_prompt_once(
     lifecycle_events: dict[str, Lifecycle],
 ) -> None:
     owner = await account()
-    status, created = await call(owner.client, "POST", "/api/sessions", json={"title": "Move"})
-    assert status == 201
-    sid = created["session_id"]
-    events = lifecycle_events[sid] = Lifecycle(sid)
+    sid, events = await watched_session(owner, "Move", lifecycle_events)
     start_actor(
         sid,
         msgspec.structs.replace(

@@ -145,6 +145,17 @@ async def record_of(db: Any, sid: str) -> SessionRecord:
     return record
 
 
+async def watched_session(
+    owner: Account, title: str, lifecycle_events: dict[str, Lifecycle]
+) -> tuple[str, Lifecycle]:
+    """Create a session for ``owner`` and start recording its lifecycle events."""
+    status, created = await call(owner.client, "POST", "/api/sessions", json={"title": title})
+    assert status == 201
+    sid = str(created["session_id"])
+    events = lifecycle_events[sid] = Lifecycle(sid)
+    return sid, events
+
+
 async def test_manual_pause_then_resume_restores_workspace_and_transcript(
     account: AccountFactory,
     api_url: str,
@@ -154,10 +165,7 @@ async def test_manual_pause_then_resume_restores_workspace_and_transcript(
     lifecycle_events: dict[str, Lifecycle],
 ) -> None:
     owner = await account()
-    status, created = await call(owner.client, "POST", "/api/sessions", json={"title": "Pause"})
-    assert status == 201
-    sid = created["session_id"]
-    events = lifecycle_events[sid] = Lifecycle(sid)
+    sid, events = await watched_session(owner, "Pause", lifecycle_events)
     agent_settings = msgspec.structs.replace(settings, llm_base_url=model.base_url)
     start_actor(sid, agent_settings)
     ws = await open_ws(owner, api_url, sid)
@@ -228,10 +236,7 @@ async def test_idle_snapshot_waits_for_clients_and_proxies_then_a_prompt_resumes
     lifecycle_events: dict[str, Lifecycle],
 ) -> None:
     owner = await account()
-    status, created = await call(owner.client, "POST", "/api/sessions", json={"title": "Idle"})
-    assert status == 201
-    sid = created["session_id"]
-    events = lifecycle_events[sid] = Lifecycle(sid)
+    sid, events = await watched_session(owner, "Idle", lifecycle_events)
     idle_settings = msgspec.structs.replace(
         settings,
         llm_base_url=model.base_url,
