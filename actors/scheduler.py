@@ -29,7 +29,7 @@ from actors.triggers import ingest
 from core import cron
 from core.settings import Settings
 from integrations.provider import decode_filters
-from integrations.registry import default_registry
+from integrations.registry import POLL_TOKEN_PURPOSE, default_registry
 from integrations.scheduled import scheduled_context
 from schemas.triggers import PollConnection, TriggerContext
 from security.sealing import unseal
@@ -40,7 +40,6 @@ from store.triggers import DueTrigger
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-POLL_TOKEN_PURPOSE = "poll-token"
 MAX_CONCURRENT_POLLS = 3
 
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from integrations._payload import decode_payload, unique
+from integrations._payload import body_key, decode_payload, unique
 from integrations.provider import WebhookOnly
 from integrations.signatures import header_value
 from schemas.triggers import (
@@ -188,7 +188,7 @@ def parse_sentry(body: bytes, resource: str | None = None) -> list[TriggerContex
             event_type=f"{kind}:{action}",
             title=issue.title or (event.title if event else None) or "Sentry Error",
             external_id=external_id,
-            dedup_key=f"sentry:{external_id}",
+            dedup_key=body_key("sentry", body),
             description=issue.culprit,
             url=issue.web_url or issue.permalink or f"https://sentry.io/issues/{issue_id}/",
             actor=hook.actor.name if hook.actor else None,

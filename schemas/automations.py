@@ -193,6 +193,10 @@ class Trigger(msgspec.Struct, frozen=True, kw_only=True):
     connection_id: str | None
     integration_id: uuid.UUID | None
     poll_token_configured: bool
+    last_error: str | None = None
+    """Why the scheduler last failed to fire or poll it (bad cron, poll error); cleared by
+    the next successful poll. A bad cron also clears ``next_fire_at``."""
+    last_error_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -378,11 +382,15 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NangoForward(msgspec.Struct, frozen=True, kw_only=True):
-    """``POST /webhooks/nango``: Nango's envelope; only ``type: forward`` carries an event."""
+    """``POST /webhooks/nango``: any Nango webhook envelope (``type`` ``forward``, ``auth``,
+    ``sync``...); only a ``forward`` with a ``connectionId`` and a ``payload`` carries an
+    event (the provider's webhook body)."""
 
     type: str
     connectionId: str | None = None
     providerConfigKey: str | None = None
+    source: str | None = msgspec.field(default=None, name="from")
+    """The provider Nango forwards for (``github``...), when Nango says."""
     payload: msgspec.Raw = msgspec.Raw(b"null")
     """The provider's webhook body (JSON ``null`` when absent)."""
 

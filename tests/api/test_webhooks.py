@@ -4,7 +4,7 @@ signatures, oversize and malformed bodies are refused and store nothing."""
 
 from __future__ import annotations
 
-import asyncio
+import copy
 import time
 import uuid
 from typing import Any
@@ -16,7 +16,7 @@ from core.settings import Settings
 from tests.api.accounts import Account, assert_error, call
 from tests.api.conftest import AccountFactory
 from tests.fakes.signing import linear_payload, sign_custom, sign_github, sign_linear
-from tests.fixtures.automations import eventually
+from tests.fixtures.automations import eventually, trigger_pool_caught_up
 
 ISSUE = {
     "action": "opened",
@@ -63,8 +63,40 @@ async def _rows(db: asyncpg.Pool, trigger_id: str) -> list[asyncpg.Record]:
     return rows
 
 
+PULL_REQUEST: dict[str, Any] = {
+    "action": "synchronize",
+    "number": 7,
+    "before": "6dcb09b5b57875f334f61aebed695e2e4193db5e",
+    "after": "c0ffee5b57875f334f61aebed695e2e4193db5e",
+    "pull_request": {
+        "id": 1712345678,
+        "number": 7,
+        "title": "Fix checkout",
+        "body": "Closes #42",
+        "html_url": "https://github.com/acme/shop/pull/7",
+        "state": "open",
+        "draft": False,
+        "merged": False,
+        "labels": [],
+        "base": {"ref": "main", "sha": "9049f1265b7d61be4a8904a9a27120d2064dab3b"},
+        "head": {"ref": "fix-checkout", "sha": "c0ffee5b57875f334f61aebed695e2e4193db5e"},
+    },
+    "repository": {"full_name": "acme/shop", "html_url": "https://github.com/acme/shop"},
+    "sender": {"login": "octocat"},
+}
+
+
+def _synchronize(head_sha: str, labels: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A ``pull_request.synchronize`` delivery of PR #7 after a push of ``head_sha``."""
+    body = copy.deepcopy(PULL_REQUEST)
+    body["after"] = head_sha
+    body["pull_request"]["head"]["sha"] = head_sha
+    body["pull_request"]["labels"] = [{"name": n} for n in labels]
+    return body
+
+
 async def test_signed_github_delivery_becomes_one_run(
-    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool, settings: Settings
 ) -> None:
     me = await account()
     trigger_id, path, secret = await _trigger(me)
@@ -75,15 +107,18 @@ async def test_signed_github_delivery_becomes_one_run(
     # GitHub retries the delivery (same body and headers): accepted, nothing new.
     status, _ = await _post(http, path, signed.body, signed.headers)
     assert status == 202
-    # The same event in a different body (as after JetStream's duplicate window): another
-    # message, the same dedup key.
-    resent = sign_github({**ISSUE, "installation": {"id": 1}}, secret, event="issues")
+    # A redelivery with the same X-GitHub-Delivery in a different body (as after
+    # JetStream's duplicate window): another message, the same dedup key.
+    delivery = signed.headers["X-GitHub-Delivery"]
+    resent = sign_github(
+        {**ISSUE, "installation": {"id": 1}}, secret, event="issues", delivery=delivery
+    )
     assert (await _post(http, path, resent.body, resent.headers))[0] == 202
-    await asyncio.sleep(1.5)
+    await trigger_pool_caught_up(settings, "github")
     rows = await _rows(db, trigger_id)
     assert len(rows) == 1, rows
     row = rows[0]
-    assert row["dedup_key"] == "github:issue-4242:opened" and row["run_id"] is not None
+    assert row["dedup_key"] == f"github:{delivery}" and row["run_id"] is not None
     assert row["raw_payload"]["issue"]["title"] == "Checkout crashes"
     assert row["outbox"][0] == "enqueue_enrich"
     status, run = await call(me.client, "GET", f"/api/runs/{row['run_id']}")
@@ -92,8 +127,49 @@ async def test_signed_github_delivery_becomes_one_run(
     assert [e["run_id"] for e in events["events"]] == [str(row["run_id"])]
 
 
+async def test_every_delivery_of_one_item_is_its_own_event(
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool, settings: Settings
+) -> None:
+    """Two pushes to one PR: two ``synchronize`` deliveries, two events and two runs (the
+    item+action key stored the second as a duplicate). A delivery skipped by a filter
+    does not use up the key of a later matching one."""
+    me = await account()
+    _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Review"})
+    status, made = await call(
+        me.client,
+        "POST",
+        "/api/triggers",
+        json={"provider": "github", "automation_id": auto["id"], "config": {"labels": ["agent"]}},
+    )
+    assert status == 201, made
+    trigger_id, path, secret = (
+        made["trigger"]["id"],
+        made["trigger"]["webhook_path"],
+        made["webhook_secret"],
+    )
+    unlabelled = sign_github(_synchronize("a" * 40), secret, event="pull_request")
+    labelled = sign_github(_synchronize("b" * 40, ("agent",)), secret, event="pull_request")
+    labelled_again = sign_github(_synchronize("c" * 40, ("agent",)), secret, event="pull_request")
+    for delivery in (unlabelled, labelled, labelled_again):
+        status, body = await _post(http, path, delivery.body, delivery.headers)
+        assert status == 202 and body == {"status": "accepted", "events": 1}
+    rows = await eventually(lambda: _at_least(db, trigger_id, 3))
+    by_key = {r["dedup_key"]: r for r in rows}
+    assert set(by_key) == {
+        f"github:{d.headers['X-GitHub-Delivery']}" for d in (unlabelled, labelled, labelled_again)
+    }
+    assert by_key[f"github:{unlabelled.headers['X-GitHub-Delivery']}"]["run_id"] is None
+    runs = [r for r in rows if r["run_id"] is not None]
+    assert len(runs) == 2
+
+
+async def _at_least(db: asyncpg.Pool, trigger_id: str, n: int) -> list[asyncpg.Record]:
+    rows = await _rows(db, trigger_id)
+    return rows if len(rows) >= n else []
+
+
 async def test_bad_signature_is_401_and_stores_nothing(
-    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool, settings: Settings
 ) -> None:
     me = await account()
     trigger_id, path, secret = await _trigger(me)
@@ -112,8 +188,13 @@ async def test_bad_signature_is_401_and_stores_nothing(
     tampered = sign_github(ISSUE, secret, event="issues")
     status, _ = await _post(http, path, tampered.body + b" ", tampered.headers)
     assert status == 401
-    await asyncio.sleep(1.0)
-    assert await _rows(db, trigger_id) == []
+    # Barrier: a good delivery sent after them is stored; it is the only row.
+    good = sign_github(ISSUE, secret, event="issues")
+    assert (await _post(http, path, good.body, good.headers))[0] == 202
+    [row] = await eventually(lambda: _rows(db, trigger_id))
+    await trigger_pool_caught_up(settings, "github")
+    [row] = await _rows(db, trigger_id)
+    assert row["dedup_key"] == f"github:{good.headers['X-GitHub-Delivery']}"
 
 
 async def test_linear_replay_window(account: AccountFactory, http: aiohttp.ClientSession) -> None:

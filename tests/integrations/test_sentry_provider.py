@@ -20,7 +20,7 @@ def test_issue_created() -> None:
     assert ctx.title == "ReferenceError: blooopy is not defined"
     assert ctx.description == "?(runner)"
     assert ctx.url == "https://sentry.io/organizations/acme/issues/1170820242/"
-    assert ctx.dedup_key == "sentry:1170820242" and ctx.external_id == "1170820242"
+    assert ctx.external_id == "1170820242"
     assert (s.level, s.project_slug, s.short_id) == ("error", "front-end", "FRONT-END-9")
     assert (s.error_type, s.error_message) == ("ReferenceError", "blooopy is not defined")
     assert s.frames == () and s.stack_trace is None
@@ -32,7 +32,7 @@ def test_issue_with_event_keeps_last_ten_frames() -> None:
     s = ctx.sentry
     assert s is not None
     # The event id wins over the issue id for dedup.
-    assert ctx.dedup_key == "sentry:9fac2ceed9344f2bbfdd1fdacb0ed9b1"
+    assert ctx.external_id == "9fac2ceed9344f2bbfdd1fdacb0ed9b1"
     assert (s.event_id, s.issue_id) == ("9fac2ceed9344f2bbfdd1fdacb0ed9b1", "4512345678")
     assert (s.environment, s.release, s.level) == ("production", "api@2026.02.10", "fatal")
     assert len(s.frames) == 10
