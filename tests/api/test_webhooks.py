@@ -15,8 +15,15 @@ import asyncpg
 from core.settings import Settings
 from tests.api.accounts import Account, assert_error, call
 from tests.api.conftest import AccountFactory
-from tests.fakes.signing import linear_payload, sign_custom, sign_github, sign_linear
+from tests.fakes.signing import (
+    linear_payload,
+    sign_custom,
+    sign_github,
+    sign_linear,
+    sign_sentry,
+)
 from tests.fixtures.automations import eventually, trigger_pool_caught_up
+from tests.integrations.helpers import payload
 
 ISSUE = {
     "action": "opened",
@@ -212,6 +219,76 @@ async def test_linear_replay_window(account: AccountFactory, http: aiohttp.Clien
     fresh = sign_linear(linear_payload(issue), secret)
     status, body = await _post(http, path, fresh.body, fresh.headers)
     assert status == 202, body
+
+
+async def test_every_linear_update_is_an_event(
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool
+) -> None:
+    """Linear sends one delivery per change; each update of one issue is an event."""
+    me = await account()
+    trigger_id, path, secret = await _trigger(me, "linear")
+    update = payload("linear_issue_update")
+    first = sign_linear(linear_payload(update), secret)
+    moved = {
+        **update,
+        "data": {
+            **update["data"],
+            "state": {"id": "state-done", "name": "Done", "type": "completed"},
+        },
+    }
+    second = sign_linear(linear_payload(moved, now=time.time() + 1), secret)
+    for delivery in (first, second):
+        status, body = await _post(http, path, delivery.body, delivery.headers)
+        assert status == 202, body
+    rows = await eventually(lambda: _at_least(db, trigger_id, 2))
+    assert {r["dedup_key"] for r in rows} == {
+        f"linear:{d.headers['Linear-Delivery']}" for d in (first, second)
+    }
+    assert all(r["run_id"] is not None for r in rows)
+
+
+async def test_sentry_alerts_and_errors_become_events(
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool
+) -> None:
+    """Issue alerts (data.event) and error.created (data.error) are events; the trigger's
+    ``resources`` picks which fire it."""
+    me = await account()
+    _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Errors"})
+    status, made = await call(
+        me.client,
+        "POST",
+        "/api/triggers",
+        json={
+            "provider": "sentry",
+            "automation_id": auto["id"],
+            "config": {"resources": ["event_alert", "error"]},
+        },
+    )
+    assert status == 201, made
+    trigger_id, path = made["trigger"]["id"], made["trigger"]["webhook_path"]
+    secret = made["webhook_secret"]
+    status, err = await call(
+        me.client,
+        "PATCH",
+        f"/api/triggers/{trigger_id}",
+        json={"config": {"resources": ["alert"]}},
+    )
+    assert status == 400 and err["error"]["field"] == "config"
+    alert = sign_sentry(payload("sentry_event_alert"), secret, resource="event_alert")
+    error = sign_sentry(payload("sentry_error_created"), secret, resource="error")
+    issue = sign_sentry(payload("sentry_issue_created"), secret, resource="issue")
+    for delivery in (alert, error, issue):
+        status, body = await _post(http, path, delivery.body, delivery.headers)
+        assert status == 202 and body == {"status": "accepted", "events": 1}, body
+    rows = await eventually(lambda: _at_least(db, trigger_id, 3))
+    by_key = {r["dedup_key"]: r for r in rows}
+    made_runs = {k for k, r in by_key.items() if r["run_id"] is not None}
+    assert made_runs == {f"sentry:{d.headers['Request-ID']}" for d in (alert, error)}
+    skipped = by_key[f"sentry:{issue.headers['Request-ID']}"]
+    assert skipped["status"] == "skipped"
+    status, events = await call(me.client, "GET", f"/api/triggers/{trigger_id}/events")
+    types = {e["provider_event_type"] for e in events["events"]}
+    assert types == {"event_alert:triggered", "error:created", "issue:created"}
 
 
 async def test_oversize_malformed_unknown_and_ignored(
