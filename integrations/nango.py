@@ -3,7 +3,9 @@
 Verify the envelope first with :func:`integrations.signatures.verify_nango` (the HMAC
 covers the envelope's raw body). A ``forward`` envelope carries an external provider's
 webhook in ``payload``; forwarded deliveries carry no provider headers, so GitHub infers
-the event from the payload. ``auth`` and ``sync`` envelopes are not triggers.
+the event from the payload unless Nango forwarded ``X-GitHub-Event``. ``auth`` and
+``sync`` envelopes, and unattributed webhooks (the raw provider body, no wrapper), are
+not triggers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from schemas.automations import NangoForward
 
 
 def envelope(body: bytes) -> NangoForward:
-    """Decode any Nango envelope, or raise :class:`integrations.errors.PayloadError`."""
+    """Decode any JSON object Nango sends, or raise :class:`integrations.errors.PayloadError`."""
     return decode_payload("nango", body, NangoForward)
 
 

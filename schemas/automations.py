@@ -384,9 +384,10 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 class NangoForward(msgspec.Struct, frozen=True, kw_only=True):
     """``POST /webhooks/nango``: any Nango webhook envelope (``type`` ``forward``, ``auth``,
     ``sync``...); only a ``forward`` with a ``connectionId`` and a ``payload`` carries an
-    event (the provider's webhook body)."""
+    event (the provider's webhook body). A webhook Nango cannot attribute to a connection
+    arrives as the raw provider body, without the wrapper: no ``type``."""
 
-    type: str
+    type: str | None = None
     connectionId: str | None = None
     providerConfigKey: str | None = None
     source: str | None = msgspec.field(default=None, name="from")

@@ -75,6 +75,7 @@ async def settings(
         log_level="WARNING",
         llm_base_url=scripted_model.base_url,
         llm_model="scripted",
+        nango_secret_key=secrets.token_hex(16),
     )
 
 

@@ -38,7 +38,7 @@ from integrations import nango
 from integrations.errors import PayloadError
 from integrations.registry import WEBHOOK_SECRET_PURPOSE, default_registry
 from integrations.signatures import SignatureError, verify_nango
-from schemas.automations import TriggerEnvelope, WebhookAccepted
+from schemas.automations import NangoForward, TriggerEnvelope, WebhookAccepted
 from schemas.triggers import ProviderType, TriggerContext
 from security.sealing import unseal
 from store import triggers as store
@@ -109,9 +109,8 @@ async def _nango(request: Request) -> Response:
     secret = state.settings.nango_secret_key
     if not secret:
         raise not_found("nango webhook endpoint")
-    headers = dict(request.headers)
     try:
-        verify_nango(headers, body, secret)
+        verify_nango(dict(request.headers), body, secret)
     except SignatureError as exc:
         raise ApiError(401, "webhook signature rejected", code=exc.reason) from None
     try:
@@ -120,16 +119,18 @@ async def _nango(request: Request) -> Response:
         raise ApiError(400, "malformed nango envelope", code="malformed") from None
     payload = nango.forwarded(hook)
     spec = default_registry().nango_provider(hook.providerConfigKey or hook.source)
-    if payload is None or spec is None:
+    if payload is None or spec is None or hook.connectionId is None:
         reason = "not_forward" if payload is None else "unknown_provider"
-        log.info(
-            "nango %s webhook ignored (%s, integration %r)",
-            hook.type,
-            reason,
-            hook.providerConfigKey,
-        )
-        return _ignored("nango", reason)
-    contexts = _parse(spec.name, payload, {})
+        return _nango_ignored(hook, reason)
+    async with state.pool.acquire() as conn:
+        routed = await store.targets_by_connection(conn, hook.connectionId, (spec.name,))
+    if not routed:
+        return _nango_ignored(hook, "no_trigger")
+    try:
+        # Nango passes the provider's safe headers on (event kind, delivery id).
+        contexts = _parse(spec.name, payload, dict(request.headers))
+    except ApiError:
+        return _nango_ignored(hook, "bad_payload")
     if not contexts:
         return _ignored(spec.name, "no_event")
     envelope = TriggerEnvelope(
@@ -141,6 +142,18 @@ async def _nango(request: Request) -> Response:
     )
     await _enqueue(state, envelope, payload, f"nango:{hook.connectionId}")
     return _accepted(spec.name, len(contexts))
+
+
+def _nango_ignored(hook: NangoForward, reason: str) -> Response:
+    """Acknowledge a well-formed envelope Warren does not route (Nango retries 4xx)."""
+    log.info(
+        "nango webhook ignored: %s (type %r, integration %r, connection %r)",
+        reason,
+        hook.type,
+        hook.providerConfigKey,
+        hook.connectionId,
+    )
+    return _ignored("nango", reason)
 
 
 @router.post("/webhooks/{route}/{trigger_path}")

@@ -16,10 +16,12 @@ from core.settings import Settings
 from tests.api.accounts import Account, assert_error, call
 from tests.api.conftest import AccountFactory
 from tests.fakes.signing import (
+    SignedDelivery,
     linear_payload,
     sign_custom,
     sign_github,
     sign_linear,
+    sign_nango,
     sign_sentry,
 )
 from tests.fixtures.automations import eventually, trigger_pool_caught_up
@@ -324,3 +326,107 @@ async def test_custom_webhook(
     assert status == 202, body
     [row] = await eventually(lambda: _rows(db, trigger_id))
     assert row["run_id"] is not None and row["dedup_key"].startswith("webhook:")
+
+
+def _nango(settings: Settings, envelope: Any) -> SignedDelivery:
+    return sign_nango(envelope, settings.nango_secret_key)
+
+
+def _forward(connection_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Nango's wrapper around a GitHub webhook it attributed to ``connection_id``."""
+    return {
+        "from": "github",
+        "providerConfigKey": "github-prod",
+        "type": "forward",
+        "connectionId": connection_id,
+        "payload": body,
+    }
+
+
+async def _github_trigger(me: Account, connection_id: str) -> tuple[int, Any]:
+    _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Nango"})
+    return await call(
+        me.client,
+        "POST",
+        "/api/triggers",
+        json={"provider": "github", "automation_id": auto["id"], "connection_id": connection_id},
+    )
+
+
+async def test_nango_connection_belongs_to_one_org(
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool, settings: Settings
+) -> None:
+    """A connection id bound by one org's trigger cannot be bound by another's (409), and a
+    forward reaches only the owning org, even past a row bound before that check."""
+    owner, other = await account(), await account()
+    connection = f"conn-{uuid.uuid4().hex[:8]}"
+    status, made = await _github_trigger(owner, connection)
+    assert status == 201, made
+    owner_trigger = made["trigger"]["id"]
+    status, err = await _github_trigger(other, connection)
+    assert status == 409
+    assert_error(err, "conflict", "connection_id")
+    status, mine = await _github_trigger(other, f"{connection}-b")
+    assert status == 201
+    other_trigger = mine["trigger"]["id"]
+    status, err = await call(
+        other.client, "PATCH", f"/api/triggers/{other_trigger}", json={"connection_id": connection}
+    )
+    assert status == 409
+    assert_error(err, "conflict", "connection_id")
+    # A row bound before the check existed (legacy data) still gets nothing.
+    async with db.acquire() as conn:
+        await conn.execute(
+            "UPDATE triggers SET connection_id = $2 WHERE id = $1",
+            uuid.UUID(other_trigger),
+            connection,
+        )
+    signed = _nango(settings, _forward(connection, ISSUE))
+    status, body = await _post(http, "/webhooks/nango", signed.body, signed.headers)
+    assert status == 202 and body == {"status": "accepted", "events": 1}
+    [row] = await eventually(lambda: _rows(db, owner_trigger))
+    assert row["run_id"] is not None
+    await trigger_pool_caught_up(settings, "github")
+    assert await _rows(db, other_trigger) == []
+
+
+async def test_nango_envelopes_warren_does_not_route_are_acknowledged(
+    http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    """Nango retries 4xx: an unattributed forward (the raw provider body), an ``auth``
+    webhook and a forward of a connection without triggers are 200 ``ignored``."""
+    auth = {
+        "type": "auth",
+        "operation": "creation",
+        "success": True,
+        "connectionId": "conn-new",
+        "authMode": "OAUTH2",
+        "providerConfigKey": "github-prod",
+        "provider": "github",
+        "environment": "prod",
+        "endUser": {"endUserId": "u-1", "organizationId": "o-1"},
+    }
+    unrouted = [
+        ISSUE,  # unattributed: no wrapper
+        auth,
+        _forward(f"conn-{uuid.uuid4().hex[:8]}", ISSUE),  # no trigger has this connection
+        {"type": "sync", "connectionId": "c", "providerConfigKey": "github", "success": True},
+    ]
+    for envelope in unrouted:
+        signed = _nango(settings, envelope)
+        status, body = await _post(http, "/webhooks/nango", signed.body, signed.headers)
+        assert status == 200 and body == {"status": "ignored", "events": 0}, envelope
+    broken = _nango(settings, b"not json")
+    status, err = await _post(http, "/webhooks/nango", broken.body, broken.headers)
+    assert status == 400
+    assert_error(err, "malformed")
+    forged = sign_nango(auth, "0" * 32)
+    status, err = await _post(http, "/webhooks/nango", forged.body, forged.headers)
+    assert status == 401
+    async with http.get("/metrics") as resp:
+        metrics = await resp.text()
+    for reason in ("not_forward", "no_trigger"):
+        assert f'provider="nango",reason="{reason}"' in metrics
+    assert 'warren_webhooks_total{outcome="rejected",provider="nango",reason="bad_signature"}' in (
+        metrics
+    )

@@ -44,5 +44,7 @@ def test_other_envelopes_are_not_forwards() -> None:
     assert forwarded(envelope(auth)) is None
     assert forwarded(envelope(b'{"type": "forward", "payload": {}}')) is None
     assert forwarded(envelope(b'{"type": "forward", "connectionId": "c"}')) is None
+    # Unattributed: Nango forwards the raw provider body, without the wrapper.
+    assert forwarded(envelope(b'{"action": "opened", "issue": {"id": 1}}')) is None
     with pytest.raises(PayloadError):
-        envelope(b'{"no": "type"}')
+        envelope(b'["not", "an", "object"]')
