@@ -41,6 +41,8 @@ _UPDATABLE = (
     "config",
     "connection_id",
     "integration_id",
+    "last_error",
+    "consecutive_errors",
 )
 
 

@@ -203,6 +203,8 @@ async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -
         cron_now = fields.get("polling_cron", current.polling_cron)
         if cron_now is not None and ({"polling_cron", "timezone", "enabled"} & set(fields)):
             fields["next_fire_at"] = _next_fire(cron_now, fields.get("timezone", current.timezone))
+            # A new schedule starts clean: the scheduler reports its own errors again.
+            fields.update(last_error=None, consecutive_errors=0)
         if "polling_cron" in fields and current.trigger_type != "polling":
             raise ApiError(
                 400, "only polling triggers have a cron", code="invalid", field="polling_cron"
