@@ -313,6 +313,16 @@ async def test_oversize_malformed_unknown_and_ignored(
     assert status == 404
     status, err = await _post(http, path.replace("/github/", "/sentry/"), ping.body, ping.headers)
     assert status == 404  # a GitHub trigger's path on another provider's route
+    async with http.get("/metrics") as resp:
+        metrics = await resp.text()
+    for outcome, reason in (
+        ("rejected", "payload_too_large"),
+        ("rejected", "malformed"),
+        ("rejected", "not_found"),
+        ("ignored", "no_event"),
+    ):
+        sample = f'warren_webhooks_total{{outcome="{outcome}",provider="github",reason="{reason}"}}'
+        assert sample in metrics, sample
 
 
 async def test_custom_webhook(
