@@ -15,6 +15,7 @@ import pytest
 from actors.scheduler import Scheduler
 from core import cron
 from core.settings import Settings
+from integrations.registry import POLL_TOKEN_PURPOSE
 from security.sealing import seal
 from store import schedules, triggers
 from tests.fakes.linear import FakeLinear
@@ -170,16 +171,13 @@ async def test_cron_trigger_fires(two_schedulers: list[Scheduler], iso_pool: asy
     assert ctx["title"] == "Scheduled run" and ctx["scheduled"]["cron_expression"] == "* * * * * *"
 
 
-async def test_linear_poll_keeps_its_cursor(
-    two_schedulers: list[Scheduler],
-    iso_pool: asyncpg.Pool,
-    iso_settings: Settings,
-    linear: FakeLinear,
-) -> None:
-    org = await make_org(iso_pool)
-    auto = await make_automation(iso_pool, org)
-    async with iso_pool.acquire() as conn:
-        made = await triggers.create_trigger(
+async def _linear_trigger(
+    pool: asyncpg.Pool, settings: Settings, org: Org, token: str
+) -> triggers.Trigger:
+    """A Linear trigger of ``org`` polled every second with ``token``, due now."""
+    auto = await make_automation(pool, org)
+    async with pool.acquire() as conn:
+        return await triggers.create_trigger(
             conn,
             org.id,
             org.owner_id,
@@ -189,9 +187,19 @@ async def test_linear_poll_keeps_its_cursor(
                 "provider": "linear",
                 "polling_cron": "* * * * * *",
                 "next_fire_at": datetime.now(UTC),
-                "poll_token_sealed": seal(iso_settings.secret_key, "poll-token", "lin_oauth_test"),
+                "poll_token_sealed": seal(settings.secret_key, POLL_TOKEN_PURPOSE, token),
             },
         )
+
+
+async def test_linear_poll_keeps_its_cursor(
+    two_schedulers: list[Scheduler],
+    iso_pool: asyncpg.Pool,
+    iso_settings: Settings,
+    linear: FakeLinear,
+) -> None:
+    org = await make_org(iso_pool)
+    made = await _linear_trigger(iso_pool, iso_settings, org, "lin_oauth_test")
 
     async def cursor() -> str | None:
         async with iso_pool.acquire() as conn:
@@ -217,22 +225,8 @@ async def test_poll_errors_are_recorded_on_the_trigger_and_back_off(
     two_schedulers: list[Scheduler], iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org = await make_org(iso_pool)
-    auto = await make_automation(iso_pool, org)
-    async with iso_pool.acquire() as conn:
-        made = await triggers.create_trigger(
-            conn,
-            org.id,
-            org.owner_id,
-            {
-                "automation_id": auto.id,
-                "trigger_type": "polling",
-                "provider": "linear",
-                "polling_cron": "* * * * * *",
-                "next_fire_at": datetime.now(UTC),
-                # Linear refuses this token: every poll fails.
-                "poll_token_sealed": seal(iso_settings.secret_key, "poll-token", "lin_revoked"),
-            },
-        )
+    # Linear refuses this token: every poll fails.
+    made = await _linear_trigger(iso_pool, iso_settings, org, "lin_revoked")
 
     async def failing_twice() -> triggers.Trigger | None:
         async with iso_pool.acquire() as conn:

@@ -42,12 +42,20 @@ ISSUE = {
 }
 
 
-async def _trigger(me: Account, provider: str = "github") -> tuple[str, str, str]:
-    """(trigger id, webhook path, secret) of a new trigger bound to a new automation."""
+async def _create(me: Account, provider: str = "github", **fields: Any) -> tuple[int, Any]:
+    """Create a trigger bound to a new automation: (status, answer)."""
     _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Triage"})
-    status, made = await call(
-        me.client, "POST", "/api/triggers", json={"provider": provider, "automation_id": auto["id"]}
+    return await call(
+        me.client,
+        "POST",
+        "/api/triggers",
+        json={"provider": provider, "automation_id": auto["id"], **fields},
     )
+
+
+async def _trigger(me: Account, provider: str = "github", **fields: Any) -> tuple[str, str, str]:
+    """(trigger id, webhook path, secret) of a new trigger bound to a new automation."""
+    status, made = await _create(me, provider, **fields)
     assert status == 201, made
     return made["trigger"]["id"], made["trigger"]["webhook_path"], made["webhook_secret"]
 
@@ -143,19 +151,7 @@ async def test_every_delivery_of_one_item_is_its_own_event(
     item+action key stored the second as a duplicate). A delivery skipped by a filter
     does not use up the key of a later matching one."""
     me = await account()
-    _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Review"})
-    status, made = await call(
-        me.client,
-        "POST",
-        "/api/triggers",
-        json={"provider": "github", "automation_id": auto["id"], "config": {"labels": ["agent"]}},
-    )
-    assert status == 201, made
-    trigger_id, path, secret = (
-        made["trigger"]["id"],
-        made["trigger"]["webhook_path"],
-        made["webhook_secret"],
-    )
+    trigger_id, path, secret = await _trigger(me, config={"labels": ["agent"]})
     unlabelled = sign_github(_synchronize("a" * 40), secret, event="pull_request")
     labelled = sign_github(_synchronize("b" * 40, ("agent",)), secret, event="pull_request")
     labelled_again = sign_github(_synchronize("c" * 40, ("agent",)), secret, event="pull_request")
@@ -255,20 +251,9 @@ async def test_sentry_alerts_and_errors_become_events(
     """Issue alerts (data.event) and error.created (data.error) are events; the trigger's
     ``resources`` picks which fire it."""
     me = await account()
-    _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Errors"})
-    status, made = await call(
-        me.client,
-        "POST",
-        "/api/triggers",
-        json={
-            "provider": "sentry",
-            "automation_id": auto["id"],
-            "config": {"resources": ["event_alert", "error"]},
-        },
+    trigger_id, path, secret = await _trigger(
+        me, "sentry", config={"resources": ["event_alert", "error"]}
     )
-    assert status == 201, made
-    trigger_id, path = made["trigger"]["id"], made["trigger"]["webhook_path"]
-    secret = made["webhook_secret"]
     status, err = await call(
         me.client,
         "PATCH",
@@ -353,16 +338,6 @@ def _forward(connection_id: str, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _github_trigger(me: Account, connection_id: str) -> tuple[int, Any]:
-    _, auto = await call(me.client, "POST", "/api/automations", json={"name": "Nango"})
-    return await call(
-        me.client,
-        "POST",
-        "/api/triggers",
-        json={"provider": "github", "automation_id": auto["id"], "connection_id": connection_id},
-    )
-
-
 async def test_nango_connection_belongs_to_one_org(
     account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool, settings: Settings
 ) -> None:
@@ -370,13 +345,13 @@ async def test_nango_connection_belongs_to_one_org(
     forward reaches only the owning org, even past a row bound before that check."""
     owner, other = await account(), await account()
     connection = f"conn-{uuid.uuid4().hex[:8]}"
-    status, made = await _github_trigger(owner, connection)
+    status, made = await _create(owner, connection_id=connection)
     assert status == 201, made
     owner_trigger = made["trigger"]["id"]
-    status, err = await _github_trigger(other, connection)
+    status, err = await _create(other, connection_id=connection)
     assert status == 409
     assert_error(err, "conflict", "connection_id")
-    status, mine = await _github_trigger(other, f"{connection}-b")
+    status, mine = await _create(other, connection_id=f"{connection}-b")
     assert status == 201
     other_trigger = mine["trigger"]["id"]
     status, err = await call(
