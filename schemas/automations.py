@@ -46,6 +46,7 @@ LongText = Annotated[str, msgspec.Meta(max_length=100_000)]
 CronExpression = Annotated[str, msgspec.Meta(min_length=9, max_length=200)]
 TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Secret = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+ConnectionId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 # --- automations ----------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class CreateTrigger(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     polling_cron: CronExpression | None = None
     timezone: TimeZone = "UTC"
     poll_access_token: Secret | None = None
-    connection_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    connection_id: ConnectionId | None = None
+    """Nango connection id; it belongs to one org (another org's binding answers 409)."""
     integration_id: uuid.UUID | None = None
 
 
@@ -170,7 +172,7 @@ class UpdateTrigger(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     polling_cron: CronExpression | msgspec.UnsetType = msgspec.UNSET
     timezone: TimeZone | msgspec.UnsetType = msgspec.UNSET
     poll_access_token: Secret | msgspec.UnsetType | None = msgspec.UNSET
-    connection_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    connection_id: ConnectionId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Trigger(msgspec.Struct, frozen=True, kw_only=True):
