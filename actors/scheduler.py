@@ -168,8 +168,9 @@ class Scheduler(BackgroundActor):
                     )
 
     def _base_url(self, provider: str) -> str | None:
-        urls = {"linear": self.settings.linear_api_url, "gmail": self.settings.gmail_api_url}
-        return urls.get(provider) or None
+        setting = self.registry.spec(provider).api_url_setting
+        url: str = getattr(self.settings, setting) if setting else ""
+        return url or None
 
     async def poll(self, due: DueTrigger) -> int:
         """Poll one trigger, record its events, then save the cursor; returns runs created."""

@@ -84,6 +84,8 @@ class ProviderSpec:
     """Fired by the scheduler on a ``polling_cron`` (a poll, or a cron firing)."""
     poll_token: bool = False
     """Polls need a ``poll_access_token`` (sealed with :data:`POLL_TOKEN_PURPOSE`)."""
+    api_url_setting: str | None = None
+    """The ``core.settings.Settings`` field that overrides the API base a poll calls."""
     delivery_header: str | None = None
     """Header naming one delivery; its value becomes the dedup key when sent."""
     nango_keys: tuple[str, ...] = ()
@@ -210,6 +212,7 @@ def _build_default() -> ProviderRegistry:
             verify=_hmac(verify_linear),
             polling=True,
             poll_token=True,
+            api_url_setting="linear_api_url",
             delivery_header="Linear-Delivery",
             nango_keys=("linear",),
         ),
@@ -224,7 +227,13 @@ def _build_default() -> ProviderRegistry:
         ProviderSpec(
             name="posthog", impl=PostHogProvider(), route="posthog", verify=_verify_posthog
         ),
-        ProviderSpec(name="gmail", impl=GmailProvider(), polling=True, poll_token=True),
+        ProviderSpec(
+            name="gmail",
+            impl=GmailProvider(),
+            polling=True,
+            poll_token=True,
+            api_url_setting="gmail_api_url",
+        ),
         generic("webhook"),
         generic("custom"),
         ProviderSpec(name="scheduled", impl=ScheduledProvider(), polling=True),

@@ -124,3 +124,12 @@ async def test_non_polling_providers_raise(provider: str) -> None:
     assert not default_registry().spec(provider).poll_token
     with pytest.raises(PollingNotSupportedError):
         await impl.poll(PollConnection(access_token="t"), PostHogFilters(), None)
+
+
+def test_poll_api_settings_exist() -> None:
+    from core.settings import Settings
+
+    registry = default_registry()
+    named = [registry.spec(p).api_url_setting for p in registry.types()]
+    assert {n for n in named if n} == {"linear_api_url", "gmail_api_url"}
+    assert all(n in Settings.__struct_fields__ for n in named if n)
