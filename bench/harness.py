@@ -1,7 +1,7 @@
 """A real Warren for benchmarks: Postgres, NATS, Ray and the Serve app, plus a load loop.
 
-Uses the same service discovery as the tests (the machine's Postgres/NATS when
-reachable, else embedded ones), a fresh database and NATS prefix per run.
+Uses the same scratch services as the tests (:mod:`deploy.scratch`: the machine's
+Postgres/NATS when reachable, else embedded ones), a fresh database and NATS prefix per run.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.ray_env import start_local_ray
 from core.settings import Settings
-from tests.fixtures.net import free_port
-from tests.fixtures.ray import start_local_ray
-from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
+from core.stream_cleanup import delete_streams
+from deploy.net import free_port
+from deploy.scratch import create_database, drop_database, nats_server, postgres_server
 
 
 @asynccontextmanager
@@ -53,21 +54,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
             await drop_database(admin_dsn, dsn)
-            await delete_streams(settings)
-
-
-async def delete_streams(settings: Settings) -> None:
-    """Remove a run's JetStream streams, which reserve disk on a shared NATS."""
-    from core.bus import Subjects, connect, stream_configs
-
-    nc = await connect(settings.nats_url, name="warren-bench-cleanup")
-    js = nc.jetstream()
-    for config in stream_configs(Subjects(settings.nats_prefix)):
-        try:
-            await js.delete_stream(str(config.name))
-        except Exception:  # a stream this run never created
-            pass
-    await nc.close()
+            await delete_streams(settings.nats_url, settings.nats_prefix)
 
 
 @dataclass(frozen=True)

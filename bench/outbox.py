@@ -29,14 +29,15 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
-from core.bus import Subjects, connect, declare_streams, stream_configs
+from core.bus import Subjects, connect, declare_streams
 from core.migrate import apply_migrations
 from core.settings import Settings, load_settings
+from core.stream_cleanup import delete_streams
+from deploy.scratch import create_database, drop_database, nats_server, postgres_server
 from schemas.automations import RunWork
 from security.sealing import seal
 from serve_app import settings_env
 from tests.fakes.slack import FakeSlack
-from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
 
 TOKEN = "xoxb-bench"
 
@@ -88,20 +89,6 @@ async def _fill(conn: asyncpg.Connection, settings: Settings, rows: int) -> tupl
         rows - notify,
     )
     return rows - notify, notify
-
-
-async def delete_streams(settings: Settings) -> None:
-    """Remove the run's streams: JetStream reserves their byte limits on the server's disk."""
-    nc = await connect(settings.nats_url, name="bench-cleanup")
-    try:
-        js = nc.jetstream()
-        for config in stream_configs(Subjects(settings.nats_prefix)):
-            try:
-                await js.delete_stream(str(config.name))
-            except Exception:  # a stream this run never created
-                pass
-    finally:
-        await nc.close()
 
 
 def _spawn(settings: Settings, name: str, stuck_after: float) -> subprocess.Popen[bytes]:
@@ -167,7 +154,7 @@ async def run_bench(rows: int, dispatchers: int, kill_at: float, stuck_after: fl
                 try:
                     await _measure(settings, slack, rows, dispatchers, kill_at, stuck_after)
                 finally:
-                    await delete_streams(settings)
+                    await delete_streams(settings.nats_url, settings.nats_prefix)
         finally:
             await drop_database(admin_dsn, dsn)
 

@@ -22,9 +22,9 @@ import aiohttp
 import asyncpg
 
 from bench.harness import run_load, warren_stack
-from bench.outbox import delete_streams
 from core.bus import Subjects, connect
 from core.settings import Settings
+from core.stream_cleanup import delete_streams
 from tests.fakes.signing import SignedDelivery, sign_github
 
 
@@ -144,7 +144,7 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
                 await asyncio.sleep(1)
                 recorded = await _recorded(settings, trigger_id)
         finally:
-            await delete_streams(settings)
+            await delete_streams(settings.nats_url, settings.nats_prefix)
     print(
         f"concurrency {concurrency}, {seconds:.0f} s each, one Serve replica, 2 cores shared, "
         f"{duplicates:.0%} re-sent deliveries"

@@ -13,8 +13,9 @@ import argparse
 import logging
 import sys
 
+from core.ray_env import NAMESPACE
+
 APP_NAME = "warren"
-NAMESPACE = "warren"
 
 
 def _connect(address: str) -> None:
