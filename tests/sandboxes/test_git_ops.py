@@ -1,4 +1,5 @@
-"""Git operations against real repos: a bare ``origin`` over file://, a clone in a workspace.
+"""Git operations (``sandboxes.git_*``) against real repos: a bare ``origin`` over file://,
+a clone in a workspace.
 
 Commands go through a plain asyncio-subprocess exec (and, in one test, through the local
 provider's ``exec``); GitHub is the HTTP fake speaking the real REST wire format.
@@ -17,23 +18,15 @@ import pytest
 from aiohttp import web
 
 from integrations.github_client import GitHubClient
-from sandboxes.git_ops import (
-    GitError,
-    RepoDir,
-    commit,
-    create_branch,
-    create_pr,
-    git_status,
-    parse_github_remote,
-    provider_exec,
-    push,
-    resolve_repo_dir,
-    safe_message,
-)
+from integrations.github_pulls import GitHubPullRequests
+from sandboxes.git_ops import commit, create_branch, git_status
+from sandboxes.git_pr import create_pr, parse_github_remote
+from sandboxes.git_push import push
+from sandboxes.git_repo import GitError, RepoDir, provider_exec, resolve_repo_dir, safe_message
 from sandboxes.git_state import StatusParseError, parse_porcelain_v2
 from sandboxes.local import LocalSandboxProvider
 from sandboxes.snapshot_store import LocalSnapshotStore
-from schemas.git import GitFile
+from schemas.git import GitFile, GitResult
 from schemas.sandbox import CreateSandboxOptions, ExecResult, RepoSpec
 from tests.fakes.base import FakeServer
 from tests.fakes.github import FakeGitHub
@@ -642,7 +635,9 @@ async def test_create_pr_pushes_and_opens_then_returns_the_existing_one(
     _github_origin(repo)
     await _feature_commit(repo)
     async with GitHubClient(TOKEN, base_url=github.url) as client:
-        opened = await create_pr(local_exec, repo.dir, client, title="Add feature", body="Details")
+        opened = await create_pr(
+            local_exec, repo.dir, GitHubPullRequests(client), title="Add feature", body="Details"
+        )
         assert (opened.action, opened.success, opened.code) == ("create_pr", True, "SUCCESS")
         assert opened.pr_url == "https://github.com/acme/widgets/pull/1"
         assert git(repo.origin, "rev-parse", "feature") == repo.git("rev-parse", "HEAD")
@@ -654,7 +649,9 @@ async def test_create_pr_pushes_and_opens_then_returns_the_existing_one(
             "draft": False,
             "body": "Details",
         }
-        again = await create_pr(local_exec, repo.dir, client, title="Add feature")
+        again = await create_pr(
+            local_exec, repo.dir, GitHubPullRequests(client), title="Add feature"
+        )
     assert again.success and again.pr_url == opened.pr_url
     assert "already exists" in again.message
     assert len(github.requests_to("/repos/acme/widgets/pulls", "POST")) == 1
@@ -665,7 +662,9 @@ async def test_create_pr_with_an_explicit_base(repo: Repo, github: FakeGitHub) -
     _github_origin(repo)
     await _feature_commit(repo)
     async with GitHubClient(TOKEN, base_url=github.url) as client:
-        result = await create_pr(local_exec, repo.dir, client, title="t", base_branch="release")
+        result = await create_pr(
+            local_exec, repo.dir, GitHubPullRequests(client), title="t", base_branch="release"
+        )
     assert result.success
     assert github.pulls["acme/widgets"][0]["base"]["ref"] == "release"
     assert github.requests_to("/repos/acme/widgets") == []  # no default-branch lookup
@@ -678,7 +677,9 @@ async def test_create_pr_maps_github_refusals_to_auth_failed(
     _github_origin(repo)
     await _feature_commit(repo)
     async with GitHubClient(token, base_url=github.url) as client:
-        result = await create_pr(local_exec, repo.dir, client, title="t", base_branch="main")
+        result = await create_pr(
+            local_exec, repo.dir, GitHubPullRequests(client), title="t", base_branch="main"
+        )
     assert (result.success, result.code) == (False, "AUTH_FAILED")
     assert token not in result.message
     assert github.pulls["acme/widgets"] == []
@@ -687,12 +688,46 @@ async def test_create_pr_maps_github_refusals_to_auth_failed(
 async def test_create_pr_needs_a_github_origin(repo: Repo, github: FakeGitHub) -> None:
     await _feature_commit(repo)
     async with GitHubClient(TOKEN, base_url=github.url) as client:
-        not_github = await create_pr(local_exec, repo.dir, client, title="t")
+        not_github = await create_pr(local_exec, repo.dir, GitHubPullRequests(client), title="t")
         assert (not_github.success, not_github.code) == (False, "UNKNOWN_ERROR")
         repo.git("remote", "remove", "origin")
-        no_origin = await create_pr(local_exec, repo.dir, client, title="t")
+        no_origin = await create_pr(local_exec, repo.dir, GitHubPullRequests(client), title="t")
     assert (no_origin.success, no_origin.code) == (False, "NO_REMOTE")
     assert github.requests == []
+
+
+class EchoingHost:
+    """A pull-request host whose failure message quotes the push token back."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.heads: list[str] = []
+
+    async def open_pull_request(
+        self,
+        owner: str,
+        name: str,
+        *,
+        head: str,
+        branch: str,
+        title: str,
+        body: str | None,
+        base_branch: str | None,
+    ) -> GitResult:
+        self.heads.append(f"{owner}/{name} {head} {branch}")
+        message = f"refused https://x-access-token:{self.token}@github.com ({self.token})"
+        return GitResult(action="create_pr", success=False, code="AUTH_FAILED", message=message)
+
+
+async def test_create_pr_masks_the_push_token_in_what_the_host_says(repo: Repo) -> None:
+    _github_origin(repo)
+    await _feature_commit(repo)
+    token = "tok-" + secrets.token_hex(16)
+    host = EchoingHost(token)
+    result = await create_pr(local_exec, repo.dir, host, title="t", token=token)
+    assert host.heads == ["acme/widgets acme:feature feature"]  # pushed first, then opened
+    assert (result.success, result.code) == (False, "AUTH_FAILED")
+    assert token not in result.message and "refused" in result.message
 
 
 # --- through the local provider ---------------------------------------------------------------
