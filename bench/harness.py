@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from core.ray_env import start_local_ray
 from core.settings import Settings
 from core.stream_cleanup import delete_streams
@@ -55,6 +57,21 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             ray.shutdown()
             await drop_database(admin_dsn, dsn)
             await delete_streams(settings.nats_url, settings.nats_prefix)
+
+
+async def sign_up(http: aiohttp.ClientSession) -> None:
+    """A new user and org, signed in on ``http`` (its cookie jar keeps the session)."""
+    email = f"bench-{secrets.token_hex(4)}@example.com"
+    account = {"email": email, "password": "bench-password", "name": "Bench"}
+    async with http.post("/api/auth/sign-up", json=account) as r:
+        assert r.status == 201, await r.text()
+
+
+async def healthz(http: aiohttp.ClientSession) -> bool:
+    """One ``GET /healthz`` (the no-op baseline of a load run); True when it answered 200."""
+    async with http.get("/healthz") as r:
+        await r.read()
+        return r.status == 200
 
 
 @dataclass(frozen=True)
