@@ -15,7 +15,7 @@ from integrations.errors import (
     IntegrationNotFoundError,
 )
 from integrations.github_client import GitHubClient, GitHubPullRequest, GitHubValidationError
-from schemas.git import GitCode, GitResult
+from schemas.git import GitCode, GitResult, PullRequestSpec
 
 
 def _result(code: GitCode, message: str, pr_url: str | None = None) -> GitResult:
@@ -30,63 +30,49 @@ class GitHubPullRequests:
     def __init__(self, github: GitHubClient) -> None:
         self.github = github
 
-    async def open_pull_request(
-        self,
-        owner: str,
-        name: str,
-        *,
-        head: str,
-        branch: str,
-        title: str,
-        body: str | None,
-        base_branch: str | None,
-    ) -> GitResult:
-        """Open ``head`` (``owner:branch``) into ``base_branch`` (default: the repository's
-        default branch) on ``owner/name``, or return the pull request already open for it."""
+    async def open_pull_request(self, spec: PullRequestSpec) -> GitResult:
+        """Open ``spec.head`` into ``spec.base_branch`` (default: the repository's default
+        branch), or return the pull request already open for that head."""
         try:
-            return await self._open(owner, name, head, branch, title, body, base_branch)
+            return await self._open(spec)
         except (IntegrationAuthError, IntegrationForbiddenError) as exc:
             return _result("AUTH_FAILED", f"GitHub refused the credentials: {exc.message}")
         except IntegrationNotFoundError:
-            message = f"GitHub repository {owner}/{name} not found or not visible to the token"
-            return _result("UNKNOWN_ERROR", message)
+            where = f"{spec.owner}/{spec.repo}"
+            return _result(
+                "UNKNOWN_ERROR", f"GitHub repository {where} not found or not visible to the token"
+            )
         except IntegrationError as exc:
             return _result("UNKNOWN_ERROR", f"GitHub: {exc.message}")
 
-    async def _open(
-        self,
-        owner: str,
-        name: str,
-        head: str,
-        branch: str,
-        title: str,
-        body: str | None,
-        base_branch: str | None,
-    ) -> GitResult:
-        existing = await self._existing(owner, name, head)
+    async def _open(self, spec: PullRequestSpec) -> GitResult:
+        existing = await self._existing(spec)
         if existing:
             return _already_open(existing)
-        base = base_branch or (await self.github.get_repo(owner, name)).default_branch or "main"
-        if base == branch and head.startswith(f"{owner}:"):
-            return _result(
-                "UNKNOWN_ERROR", f"the branch {branch} is the base branch: create a branch first"
-            )
+        base = (
+            spec.base_branch
+            or (await self.github.get_repo(spec.owner, spec.repo)).default_branch
+            or "main"
+        )
+        if base == spec.branch and spec.head.startswith(f"{spec.owner}:"):
+            message = f"the branch {spec.branch} is the base branch: create a branch first"
+            return _result("UNKNOWN_ERROR", message)
         try:
             pr = await self.github.create_pull_request(
-                owner, name, title=title, head=head, base=base, body=body
+                spec.owner, spec.repo, title=spec.title, head=spec.head, base=base, body=spec.body
             )
         except GitHubValidationError as exc:
             # Lost a race with another creator: GitHub says one exists; return that one.
             if "already exists" in str(exc):
-                existing = await self._existing(owner, name, head)
+                existing = await self._existing(spec)
                 if existing:
                     return _already_open(existing)
             raise
         return _result("SUCCESS", f"opened pull request #{pr.number}", pr.html_url)
 
-    async def _existing(self, owner: str, name: str, head: str) -> GitHubPullRequest | None:
+    async def _existing(self, spec: PullRequestSpec) -> GitHubPullRequest | None:
         pulls = await self.github.list_pull_requests(
-            owner, name, head=head, state="open", max_pages=1
+            spec.owner, spec.repo, head=spec.head, state="open", max_pages=1
         )
         return pulls[0] if pulls else None
 

@@ -24,7 +24,7 @@ from sandboxes.git_repo import (
     run_git,
     safe_message,
 )
-from schemas.git import GitAction, GitResult
+from schemas.git import GitAction, GitResult, PullRequestSpec
 
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -32,19 +32,8 @@ _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+$")
 class PullRequestHost(Protocol):
     """Where pull requests are opened for a pushed branch."""
 
-    async def open_pull_request(
-        self,
-        owner: str,
-        name: str,
-        *,
-        head: str,
-        branch: str,
-        title: str,
-        body: str | None,
-        base_branch: str | None,
-    ) -> GitResult:
-        """Open ``head`` (``owner:branch``) into ``base_branch`` on ``owner/name``, or
-        return the pull request already open for it."""
+    async def open_pull_request(self, spec: PullRequestSpec) -> GitResult:
+        """Open ``spec``, or return the pull request already open for its head."""
         ...
 
 
@@ -112,13 +101,14 @@ async def create_pr(
         fork_url = await _remote_url(exec, repo, pushed.remote)
         fork = parse_github_remote(fork_url) if fork_url else None
         head_owner = fork[0] if fork else owner
-    opened = await host.open_pull_request(
-        owner,
-        name,
+    spec = PullRequestSpec(
+        owner=owner,
+        repo=name,
         head=f"{head_owner}:{pushed.branch}",
         branch=pushed.branch,
         title=title,
         body=body,
         base_branch=base_branch,
     )
+    opened = await host.open_pull_request(spec)
     return msgspec.structs.replace(opened, message=safe_message(opened.message, secrets))

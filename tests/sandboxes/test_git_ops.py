@@ -26,7 +26,7 @@ from sandboxes.git_repo import GitError, RepoDir, provider_exec, resolve_repo_di
 from sandboxes.git_state import StatusParseError, parse_porcelain_v2
 from sandboxes.local import LocalSandboxProvider
 from sandboxes.snapshot_store import LocalSnapshotStore
-from schemas.git import GitFile, GitResult
+from schemas.git import GitFile, GitResult, PullRequestSpec
 from schemas.sandbox import CreateSandboxOptions, ExecResult, RepoSpec
 from tests.fakes.base import FakeServer
 from tests.fakes.github import FakeGitHub
@@ -701,20 +701,10 @@ class EchoingHost:
 
     def __init__(self, token: str) -> None:
         self.token = token
-        self.heads: list[str] = []
+        self.specs: list[PullRequestSpec] = []
 
-    async def open_pull_request(
-        self,
-        owner: str,
-        name: str,
-        *,
-        head: str,
-        branch: str,
-        title: str,
-        body: str | None,
-        base_branch: str | None,
-    ) -> GitResult:
-        self.heads.append(f"{owner}/{name} {head} {branch}")
+    async def open_pull_request(self, spec: PullRequestSpec) -> GitResult:
+        self.specs.append(spec)
         message = f"refused https://x-access-token:{self.token}@github.com ({self.token})"
         return GitResult(action="create_pr", success=False, code="AUTH_FAILED", message=message)
 
@@ -725,7 +715,12 @@ async def test_create_pr_masks_the_push_token_in_what_the_host_says(repo: Repo) 
     token = "tok-" + secrets.token_hex(16)
     host = EchoingHost(token)
     result = await create_pr(local_exec, repo.dir, host, title="t", token=token)
-    assert host.heads == ["acme/widgets acme:feature feature"]  # pushed first, then opened
+    # Pushed first, then asked for.
+    assert host.specs == [
+        PullRequestSpec(
+            owner="acme", repo="widgets", head="acme:feature", branch="feature", title="t"
+        )
+    ]
     assert (result.success, result.code) == (False, "AUTH_FAILED")
     assert token not in result.message and "refused" in result.message
 
