@@ -31,7 +31,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
     import ray
     from ray import serve
 
-    from serve_app import build_app
+    from deploy.serve import run_warren
 
     work = Path(tempfile.mkdtemp(prefix="warren-bench-"))
     with postgres_server(work) as admin_dsn, nats_server(work) as nats_url:
@@ -49,8 +49,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
         )
         start_local_ray()
         try:
-            serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
-            serve.run(build_app(settings), name="warren", route_prefix="/")
+            run_warren(settings)
             yield f"http://127.0.0.1:{settings.http_port}", settings
         finally:
             serve.shutdown()  # type: ignore[no-untyped-call]

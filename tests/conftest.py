@@ -103,10 +103,9 @@ def api_url(ray_cluster: None, settings: Settings) -> Iterator[str]:
     """Base URL of the real Serve app, deployed once for the session."""
     from ray import serve
 
-    from serve_app import build_app
+    from deploy.serve import run_warren
 
-    serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
-    serve.run(build_app(settings), name="warren", route_prefix="/")
+    run_warren(settings)
     yield f"http://127.0.0.1:{settings.http_port}"
     serve.shutdown()  # type: ignore[no-untyped-call]
 
