@@ -5,7 +5,7 @@ in-process Ray with it (tests and benchmarks, once per process).
 
 Facts this relies on (Ray 2.60, PLATFORM-NOTES): the quiet settings cut Ray's own CPU use;
 ``RAY_NODE_IP_ADDRESS`` with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (a single-node
-cluster, which this is) keeps Ray on loopback; on SIGTERM Ray drains the node for 30 s
+cluster, which this is) keeps the stack's head on loopback; on SIGTERM Ray drains the node for 30 s
 first, and a single node has nowhere to drain to, so that is turned off.
 """
 
@@ -15,7 +15,7 @@ import logging
 import os
 
 LOOPBACK = "127.0.0.1"
-"""The only address Ray binds and advertises."""
+"""Ray's node address (``--node-ip-address``, ``RAY_NODE_IP_ADDRESS``)."""
 NAMESPACE = "warren"
 """The Ray namespace of Warren's named actors."""
 

@@ -52,7 +52,8 @@ def ray_env(ports: RayPorts) -> dict[str, str]:
     """Environment for ``ray start`` and for drivers of this head."""
     return {
         **RAY_ENV,
-        # The head's dashboard is for operators: token auth (in-process test Rays have none).
+        # Explicit for the head's dashboard. Not in RAY_ENV: set after ``import ray`` (as an
+        # in-process Ray must), the driver and its GCS would disagree on it.
         "RAY_AUTH_MODE": "token",
         "AUTOSCALER_METRIC_PORT": str(ports.autoscaler_metrics),
         "DASHBOARD_METRIC_PORT": str(ports.dashboard_metrics),
