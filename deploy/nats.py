@@ -133,6 +133,11 @@ class EmbeddedNats:
             self.stop()
             raise NatsError(f"nats-server did not start on port {self.port}\n{tail(self.log_path)}")
 
+    def restart(self) -> None:
+        """Start the server again on the same port and store after it died (or stop it first)."""
+        self.stop()
+        self.start()
+
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, SIGKILL after ``timeout``) and reap it."""
         pid = self._process.pid if self._process else self.pid

@@ -2,10 +2,12 @@
 started and stopped in order.
 
 ``up`` prints each step with its duration, the URLs, then stays in the foreground until
-Ctrl-C, SIGTERM (``stop`` from another terminal) or the death of one of its servers, and
-then shuts everything it started down: Serve, its Ray head (by pid), the scripted model,
-NATS, PostgreSQL. ``WARREN_DATABASE_URL`` / ``WARREN_NATS_URL`` in the environment replace
-the embedded servers; with ``WARREN_LLM_BASE_URL`` set, no scripted model is started.
+Ctrl-C, SIGTERM (``stop`` from another terminal), the death of its Ray head, or an embedded
+server that dies and cannot be restarted (:mod:`deploy.supervise`: bounded retries with
+backoff, each logged), and then shuts everything it started down: Serve, its Ray head (by
+pid), the scripted model, NATS, PostgreSQL. ``WARREN_DATABASE_URL`` / ``WARREN_NATS_URL`` in
+the environment replace the embedded servers; with ``WARREN_LLM_BASE_URL`` set, no scripted
+model is started.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running, tail
 from deploy.ray_head import AUTH_TOKEN_PATH, RayHead, RayPorts, ray_env, stop_head
 from deploy.scripted_model import DEMO_SCRIPT, MODEL_ID, EmbeddedScriptedModel, stop_leftover
+from deploy.supervise import Supervisor, Unit
 
 RUNNER_MARKER = "-m deploy"
 
@@ -265,10 +268,36 @@ class Stack:
         if self.postgres is not None and self.postgres.pid is None:
             raise StackError(f"PostgreSQL exited; see {self.postgres.log_path}")
 
-    def watch(self) -> None:
-        """Stay in the foreground until a signal arrives or a server dies."""
+    def supervisor(self, *, attempts: int = 5, base: float = 1.0, cap: float = 30.0) -> Supervisor:
+        """A :class:`Supervisor` of the embedded servers this run started."""
+        units: list[Unit] = []
+        if self.postgres is not None:
+            pg = self.postgres
+            units.append(Unit("postgres", lambda: pg.pid is not None, pg.start, pg.log_path))
+        if self.nats is not None:
+            nats = self.nats
+            units.append(Unit("nats", lambda: nats.pid is not None, nats.restart, nats.log_path))
+        if self.model is not None:
+            model = self.model
+            units.append(
+                Unit("model", lambda: model.pid is not None, self._restart_model, model.log_path)
+            )
+        return Supervisor(units, say, attempts=attempts, base=base, cap=cap)
+
+    def _restart_model(self) -> None:
+        assert self.model is not None
+        self.model.stop()
+        self.model.start()
+        self.save_running(ready=True)  # its new pid, for `stop` after a crash of this runner
+
+    def watch(self, supervisor: Supervisor | None = None) -> None:
+        """Stay in the foreground until a signal arrives, the Ray head dies or a dead
+        embedded server cannot be restarted."""
+        supervisor = supervisor or self.supervisor()
         while True:
-            self.check_alive()
+            if self.ray.pid is not None and not running(self.ray.pid):
+                raise StackError(f"the Ray head exited; see {self.ray.log_path}")
+            supervisor.check()
             time.sleep(1.0)
 
     def shutdown(self) -> None:
