@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bus import connect
+from core.bus import Subjects, connect, declare_streams
 from deploy import stack
 from deploy import state as files
 from deploy.nats import EmbeddedNats
@@ -45,17 +45,19 @@ async def test_a_killed_nats_is_restarted_and_its_clients_carry_on(
 ) -> None:
     server = run.nats
     assert server is not None
-    nc = await connect(server.url, name="supervise-test")
+    nc = await connect(server.url, name="supervise-test", credentials=server.credentials("ingress"))
     try:
         js = nc.jetstream()
-        await js.add_stream(name="SUPERVISED", subjects=["supervised.>"])
-        assert (await js.publish("supervised.a", b"before")).seq == 1
+        subjects = Subjects("warren")
+        await declare_streams(js, subjects, max_bytes=8 * 1024**2)
+        subject = subjects.trigger_events("custom")
+        assert (await js.publish(subject, b"before")).seq == 1
         old = _kill(server)
         supervisor = run.supervisor(base=0.05)
         # The supervisor blocks (as in `up`'s watch loop); the client reconnects meanwhile.
         await asyncio.to_thread(supervisor.check)
         assert server.pid not in (None, old)
-        ack = await js.publish("supervised.a", b"after", timeout=30)
+        ack = await js.publish(subject, b"after", timeout=30)
         assert ack.seq == 2  # same store, same stream, same client connection
         assert supervisor.restarts == {"nats": 1}
     finally:
