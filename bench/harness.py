@@ -7,6 +7,7 @@ reachable, else embedded ones), a fresh database and NATS prefix per run.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import statistics
 import tempfile
@@ -28,7 +29,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
     import ray
     from ray import serve
 
-    from serve_app import build_app
+    from serve_app import build_app, secret_env
 
     work = Path(tempfile.mkdtemp(prefix="warren-bench-"))
     with postgres_server(work) as admin_dsn, nats_server(work) as nats_url:
@@ -44,6 +45,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             nats_stream_max_bytes=256 * 1024**2,
             **overrides,  # type: ignore[arg-type]
         )
+        os.environ.update(secret_env(settings))  # replicas read secrets from their node's env
         start_local_ray()
         try:
             serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from core.settings import Settings, SettingsError, load_settings
+from core.bus import ROLES
+from core.settings import Settings, SettingsError, env_name, load_settings
 from deploy import state as files
 from deploy.nats import EmbeddedNats
 from deploy.net import LOOPBACK, pick_port, port_free
@@ -138,8 +139,6 @@ class Stack:
     def start(self) -> Settings:
         """Start every part, deploy the app and wait until ``/readyz`` answers 200."""
         began = time.monotonic()
-        self.ray.launch()  # the slowest part starts first and comes up meanwhile
-        self.save_running(ready=False)
         if not self.env.get("WARREN_DATABASE_URL"):
             self.postgres = EmbeddedPostgres(self.paths.postgres, self.ports.postgres)
             self.postgres.start()
@@ -160,25 +159,36 @@ class Stack:
             say("postgres", "external (WARREN_DATABASE_URL)")
         if not self.env.get("WARREN_NATS_URL"):
             step = time.monotonic()
-            self.nats = EmbeddedNats(self.paths.nats, self.ports.nats)
+            prefix = load_settings(self.env).nats_prefix
+            self.nats = EmbeddedNats(self.paths.nats, self.ports.nats, prefix=prefix)
             self.nats.start()
             self.env["WARREN_NATS_URL"] = self.nats.url
+            for role in ROLES:
+                self.env[env_name(f"nats_credentials_{role}")] = self.nats.credentials(role)
             self.save_running(ready=False)
             say(
                 "nats",
                 f"started in {time.monotonic() - step:.1f} s   "
-                f"{LOOPBACK}:{self.nats.port}, JetStream in {self.paths.nats}",
+                f"{LOOPBACK}:{self.nats.port}, JetStream in {self.paths.nats}, a user per role",
             )
         else:
             say("nats", "external (WARREN_NATS_URL)")
-        self.start_model()
+        ray_began = time.monotonic()
+        # Ray's processes (replicas, actors) read the secrets from the head's environment;
+        # the Serve runtime_env carries only the rest.
+        self.ray.launch(self.env)
+        self.save_running(ready=False)
+        self.start_model()  # while the head comes up
         self.ray.wait_ready()
         temp = (
             ""
             if self.paths.ray_temp.is_relative_to(self.paths.data)
             else (f", temp dir {self.paths.ray_temp} (.data path too long for Unix sockets)")
         )
-        say("ray head", f"started in {time.monotonic() - began:.1f} s   {self.ray.address}{temp}")
+        say(
+            "ray head",
+            f"started in {time.monotonic() - ray_began:.1f} s   {self.ray.address}{temp}",
+        )
         settings = load_settings(self.env)
         self.settings = settings
         self.save_running(ready=False)

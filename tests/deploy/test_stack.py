@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -9,19 +10,23 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import msgspec
 import pytest
+from nats.js.errors import NotFoundError
 
+from core.bus import ROLES, connect
 from deploy import stack
 from deploy import state as files
 from deploy.nats import EmbeddedNats
 from deploy.net import free_port, port_free
 from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running, session_members
-from deploy.ray_head import choose_temp_dir
+from deploy.ray_head import AUTH_TOKEN_PATH, choose_temp_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +99,48 @@ def _deploy(root: Path, command: str, env: dict[str, str]) -> subprocess.Popen[s
     )
 
 
+def _check_secrets_stay_out_of_ray(paths: files.Paths, run: files.Running) -> None:
+    """The Serve app as Ray stores and shows it (dashboard API) carries no secret."""
+    url = f"{run.dashboard_url}/api/serve/applications/"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401  # the dashboard wants Ray's token
+    token = AUTH_TOKEN_PATH.read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        shown = resp.read().decode()
+    assert "WARREN_NATS_PREFIX" in shown  # the runtime_env is there, with the other settings
+    nats = EmbeddedNats(paths.nats)
+    secrets = [
+        files.secret_key(paths),
+        urllib.parse.urlsplit(EmbeddedPostgres(paths.postgres).dsn("warren")).password,
+        *(nats.credentials(role).split(":", 1)[1] for role in ROLES),
+    ]
+    for secret in secrets:
+        assert secret and secret not in shown
+    for name in ("WARREN_SECRET_KEY", "WARREN_DATABASE_URL", "WARREN_NATS_CREDENTIALS_POOL"):
+        assert name not in shown
+
+
+async def _check_pools_logged_in_as_their_role(paths: files.Paths) -> None:
+    """The trigger pool (role ``pool``) created its consumer on the permissioned NATS."""
+    nats = EmbeddedNats(paths.nats)
+    nc = await connect(nats.url, credentials=nats.credentials("ingress"))
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                info = await js.consumer_info("WARREN_TRIGGER_EVENTS", "trigger-pool")
+                break
+            except NotFoundError:
+                assert time.monotonic() < deadline, "the trigger pool never made its consumer"
+                await asyncio.sleep(0.5)
+        assert info.config.durable_name == "trigger-pool"
+    finally:
+        await nc.close()
+
+
 def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> None:
     http_port = free_port()
     env = {
@@ -131,6 +178,8 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         models = f"http://{run.scripted_model}/v1/models"
         with urllib.request.urlopen(models, timeout=5) as resp:
             assert json.loads(resp.read())["data"][0]["id"] == "scripted"
+        _check_secrets_stay_out_of_ray(paths, run)
+        asyncio.run(_check_pools_logged_in_as_their_role(paths))
     finally:
         stopper = _deploy(tmp_path, "stop", env=env)
         stop_output = stopper.communicate(timeout=240)[0]
