@@ -19,7 +19,7 @@ import sysconfig
 from pathlib import Path
 
 from core.bus import NatsRole, Subjects
-from deploy.nats_auth import UserStore, write_server_config
+from deploy.nats_auth import ADMIN_USER, UserStore, write_server_config
 from deploy.net import LOOPBACK, free_port, port_free, wait_until
 from deploy.proc import running, tail, terminate
 
@@ -103,6 +103,12 @@ class EmbeddedNats:
     def url(self) -> str:
         """The client URL (no credentials in it: see :meth:`credentials`)."""
         return f"nats://{LOOPBACK}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The client URL with the ``warren_admin`` login (every subject: for operators and
+        test tooling, never for Warren's processes; a secret: never log it)."""
+        return f"nats://{ADMIN_USER}:{self.users.load().admin}@{LOOPBACK}:{self.port}"
 
     @property
     def config_path(self) -> Path:

@@ -36,6 +36,12 @@ class Users(msgspec.Struct, kw_only=True):
     prefix: str = "warren"
     roles: dict[str, str] = {}
     external: dict[str, str] = {}
+    admin: str = ""
+    """Password of ``warren_admin``: every subject, for operators and test tooling (deleting
+    streams); never given to a Warren process."""
+
+
+ADMIN_USER = "warren_admin"
 
 
 def role_user(role: NatsRole) -> str:
@@ -72,7 +78,8 @@ class UserStore:
         missing = [role for role in ROLES if role not in users.roles]
         for role in missing:
             users.roles[role] = secrets.token_urlsafe(24)
-        if missing:
+        if missing or not users.admin:
+            users.admin = users.admin or secrets.token_urlsafe(24)
             self.save(users)
         return users
 
@@ -148,6 +155,7 @@ def server_config(users: Users) -> str:
         _user(external_user(name), password, [subjects.custom_trigger_events], [])
         for name, password in sorted(users.external.items())
     ]
+    entries.append({"user": ADMIN_USER, "password": users.admin})
     # The configuration language accepts JSON values; quoted strings keep `$JS` literal.
     account = {"jetstream": "enabled", "users": entries}
     return "accounts: " + json.dumps({"WARREN": account}, indent=2) + "\n"

@@ -191,3 +191,23 @@ async def test_clients_without_a_login_are_refused(server: EmbeddedNats) -> None
         await nats.connect(
             server.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2
         )
+
+
+async def test_only_the_admin_login_deletes_streams(
+    server: EmbeddedNats, clients: list[NATS]
+) -> None:
+    subjects = Subjects(PREFIX)
+    ingress = await as_role(server, "ingress", clients)
+    await declare_streams(ingress.jetstream(), subjects, max_bytes=MAX_BYTES)
+    stream = subjects.stream("RUNS")
+    user, password = server.credentials("pool").split(":", 1)
+    pool = await as_user(server, user, password, clients)
+    assert pool.nc is not None
+    await pool.nc.publish(f"$JS.API.STREAM.DELETE.{stream}", b"")
+    # nats-py lower-cases the server's error text.
+    assert await pool.violation() == (
+        f'nats: permissions violation for publish to "$js.api.stream.delete.{stream.lower()}"'
+    )
+    admin = await connect(server.admin_url, name="test-admin")  # test tooling, operators
+    clients.append(admin)
+    assert await admin.jetstream().delete_stream(stream)
