@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import pytest
 from nats.js.errors import NotFoundError
@@ -27,6 +28,7 @@ from deploy.net import free_port, port_free
 from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running, session_members
 from deploy.ray_head import AUTH_TOKEN_PATH, choose_temp_dir
+from tests.api.accounts import call, sign_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +143,28 @@ async def _check_pools_logged_in_as_their_role(paths: files.Paths) -> None:
         await nc.close()
 
 
+async def _check_a_session_streams(api_url: str) -> None:
+    """A prompt over the WebSocket gets the demo model's answer: the ingress, the session
+    actor and the pools each work with their own, scoped NATS login."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(api_url, cookie_jar=jar) as client:
+        await sign_up(client)
+        status, created = await call(client, "POST", "/api/sessions", json={"title": "stack"})
+        assert status == 201, created
+        status, token = await call(client, "POST", "/api/auth/ws-token")
+        assert status == 200, token
+        url = f"/api/sessions/{created['session_id']}/ws?token={token['token']}"
+        async with client.ws_connect(url) as ws, asyncio.timeout(180):
+            assert msgspec.json.decode((await ws.receive()).data)["type"] == "init"
+            await ws.send_json({"type": "prompt", "content": "hello"})
+            frames: list[dict[str, object]] = []
+            while not frames or frames[-1]["type"] != "message_complete":
+                msg = await ws.receive()
+                assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
+                frames.append(msgspec.json.decode(msg.data))
+        assert any(f["type"] == "token" for f in frames), frames
+
+
 def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> None:
     http_port = free_port()
     env = {
@@ -180,6 +204,7 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
             assert json.loads(resp.read())["data"][0]["id"] == "scripted"
         _check_secrets_stay_out_of_ray(paths, run)
         asyncio.run(_check_pools_logged_in_as_their_role(paths))
+        asyncio.run(_check_a_session_streams(run.api_url))
     finally:
         stopper = _deploy(tmp_path, "stop", env=env)
         stop_output = stopper.communicate(timeout=240)[0]
