@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -205,6 +206,16 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         _check_secrets_stay_out_of_ray(paths, run)
         asyncio.run(_check_pools_logged_in_as_their_role(paths))
         asyncio.run(_check_a_session_streams(run.api_url))
+        # NATS dies: `up` restarts it and the API is ready again (it used to stop the stack).
+        os.kill(nats_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while EmbeddedNats(paths.nats).pid in (None, nats_pid):
+            assert time.monotonic() < deadline and up.poll() is None, "NATS was not restarted"
+            time.sleep(0.2)
+        while not stack.http_ready(f"http://127.0.0.1:{http_port}/readyz")[0]:
+            assert time.monotonic() < deadline and up.poll() is None, "not ready after NATS"
+            time.sleep(0.2)
+        nats_pid = EmbeddedNats(paths.nats).pid
     finally:
         stopper = _deploy(tmp_path, "stop", env=env)
         stop_output = stopper.communicate(timeout=240)[0]
@@ -225,6 +236,8 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         "api        ready in",
         "ray head   stopped in",
         "model      stopped in",
+        "nats       exited; restart 1/5",
+        "nats       restarted (attempt 1/5)",
     ):
         assert step in output
     assert pg_left is None and not running(pg_pid)
