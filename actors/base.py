@@ -47,7 +47,7 @@ async def open_resources(settings: Settings, name: str, *, db_max: int = 3) -> R
     bootstrap runs after it); consumers retry until their stream exists."""
     pool = await create_pool(settings.database_url, min_size=1, max_size=db_max)
     try:
-        nc = await connect(settings.nats_url, name=name)
+        nc = await connect(settings.nats_url, name=name, credentials=settings.nats_credentials_pool)
     except BaseException:
         await pool.close()
         raise

@@ -160,7 +160,9 @@ class SessionCore:
             )
         if self.nats is None:
             self.nats = await bus.connect(
-                self.settings.nats_url, name=f"warren-session-{self.session_id}"
+                self.settings.nats_url,
+                name=f"warren-session-{self.session_id}",
+                credentials=self.settings.nats_credentials_session,
             )
         self.log = EventLog(
             self.nats,

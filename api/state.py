@@ -31,7 +31,9 @@ class AppState:
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
-            nc = await connect(settings.nats_url, name="warren-api")
+            nc = await connect(
+                settings.nats_url, name="warren-api", credentials=settings.nats_credentials_ingress
+            )
         except BaseException:
             await pool.close()
             raise

@@ -7,6 +7,7 @@ Postgres/NATS when reachable, else embedded ones), a fresh database and NATS pre
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import statistics
 import tempfile
@@ -32,6 +33,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
     from ray import serve
 
     from deploy.serve import run_warren
+    from serve_app import secret_env
 
     work = Path(tempfile.mkdtemp(prefix="warren-bench-"))
     with postgres_server(work) as admin_dsn, nats_server(work) as nats_url:
@@ -47,6 +49,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
             nats_stream_max_bytes=256 * 1024**2,
             **overrides,  # type: ignore[arg-type]
         )
+        os.environ.update(secret_env(settings))  # replicas read secrets from their node's env
         start_local_ray()
         try:
             run_warren(settings)

@@ -7,6 +7,7 @@ deployments (or test runs) can share one NATS server without seeing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import nats
 from nats.aio.client import Client as NATS
@@ -15,6 +16,11 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import BadRequestError
 
 DAY = 24 * 3600
+
+NatsRole = Literal["ingress", "session", "pool"]
+"""Who connects: the Serve ingress, a session actor, or a pool/singleton actor. Each role has
+its own NATS user (``WARREN_NATS_CREDENTIALS_<ROLE>``) limited to the subjects it needs."""
+ROLES: tuple[NatsRole, ...] = ("ingress", "session", "pool")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,29 @@ class Subjects:
     def stream(self, name: str) -> str:
         """A stream name under this prefix (``SESSION_EVENTS`` → ``WARREN_SESSION_EVENTS``)."""
         return f"{self.prefix.upper()}_{name}"
+
+    @property
+    def custom_trigger_events(self) -> str:
+        """What an external publisher may publish to: custom trigger events, any trigger."""
+        return self.trigger_events("custom") + ".>"
+
+    def publishes(self, role: NatsRole) -> list[str]:
+        """The subjects ``role`` publishes to (JetStream's API aside): its NATS permission.
+
+        Keep in step with the code: a publish outside this list is refused by a NATS that
+        enforces the stack's permissions.
+        """
+        p = self.prefix
+        lifecycle = self.session_lifecycle
+        return {
+            "ingress": [f"{p}.triggers.events.>", lifecycle, self.outbox_wake],
+            "session": [self.session_events("*"), lifecycle],
+            "pool": [f"{p}.triggers.dead.>", f"{p}.runs.>", self.outbox_wake, lifecycle],
+        }[role]
+
+    def subscribes(self, role: NatsRole) -> list[str]:
+        """Plain subscriptions of ``role`` besides its own inbox (JetStream delivers there)."""
+        return [self.outbox_wake] if role == "pool" else []
 
 
 def stream_configs(subjects: Subjects, *, max_bytes: int = 1024**3) -> list[StreamConfig]:
@@ -119,14 +148,32 @@ def stream_configs(subjects: Subjects, *, max_bytes: int = 1024**3) -> list[Stre
     ]
 
 
-async def connect(url: str, *, name: str = "warren") -> NATS:
-    """Connect to NATS with reconnects that outlast a server restart."""
+def inbox_prefix(user: str) -> str:
+    """The reply/delivery subject prefix of NATS user ``user``.
+
+    Each user may subscribe only under its own prefix, so no client can read the replies
+    (JetStream acks, fetched messages) meant for another.
+    """
+    return f"_INBOX_{user}"
+
+
+async def connect(url: str, *, name: str = "warren", credentials: str = "") -> NATS:
+    """Connect to NATS with reconnects that outlast a server restart.
+
+    ``credentials`` (``user:password``, a role's ``WARREN_NATS_CREDENTIALS_<ROLE>`` setting)
+    log in as that user, with its own inbox prefix; empty connects as ``url`` says.
+    """
+    login: dict[str, Any] = {}
+    if credentials:
+        user, _, password = credentials.partition(":")
+        login = {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}
     nc: NATS = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,
+        **login,
     )
     return nc
 

@@ -17,12 +17,28 @@ ENV_PREFIX = "WARREN_"
 
 # Fields that hold secrets: never echoed in errors or logs.
 SECRET_FIELDS = frozenset(
-    {"secret_key", "llm_api_key", "s3_secret_access_key", "github_token", "nango_secret_key"}
+    {
+        "secret_key",
+        "llm_api_key",
+        "s3_secret_access_key",
+        "github_token",
+        "nango_secret_key",
+        "nats_credentials_ingress",
+        "nats_credentials_session",
+        "nats_credentials_pool",
+    }
 )
+
+# ``user:password`` of a NATS user, or empty (connect as the URL says).
+_NATS_CREDENTIALS = r"^$|^[A-Za-z0-9_-]{1,64}:[^\s]{8,}$"
 
 
 # URL fields that may carry a password or token in their userinfo part.
 URL_FIELDS = ("database_url", "nats_url")
+
+# Fields a Ray process reads from its own environment (on Kubernetes: a Secret), never from
+# the Serve ``runtime_env``, which Ray stores and shows on its dashboard.
+ENVIRONMENT_ONLY_FIELDS = SECRET_FIELDS | frozenset(URL_FIELDS)
 
 
 def redact_url(url: str) -> str:
@@ -51,6 +67,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Signs cookies, WebSocket tokens, service tokens and sandbox tokens."""
     database_url: str = "postgresql://127.0.0.1:5432/warren"
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_credentials_ingress: Annotated[str, msgspec.Meta(pattern=_NATS_CREDENTIALS)] = ""
+    """``user:password`` the Serve ingress logs in to NATS with; empty: as the URL says."""
+    nats_credentials_session: Annotated[str, msgspec.Meta(pattern=_NATS_CREDENTIALS)] = ""
+    """``user:password`` of session actors (their event logs and lifecycle events)."""
+    nats_credentials_pool: Annotated[str, msgspec.Meta(pattern=_NATS_CREDENTIALS)] = ""
+    """``user:password`` of the pools and singletons (triggers, runs, outbox, scheduler)."""
     nats_prefix: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,30}$")] = "warren"
     """Namespace for JetStream stream names and subjects, so Warren shares a NATS safely."""
     nats_stream_max_bytes: Annotated[int, msgspec.Meta(ge=1024**2)] = 1024**3
@@ -63,6 +85,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     max_webhook_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 26_214_400
     serve_replicas: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    serve_min_replicas: Annotated[int, msgspec.Meta(ge=0, le=64)] = 1
+    """Fewest ingress replicas when autoscaling (``serve_max_replicas`` > 0)."""
+    serve_max_replicas: Annotated[int, msgspec.Meta(ge=0, le=256)] = 0
+    """Most ingress replicas; 0 turns Serve autoscaling off (``serve_replicas`` fixed)."""
     serve_max_ongoing_requests: Annotated[int, msgspec.Meta(ge=8)] = 1000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data_dir: str = ".data"
@@ -103,6 +129,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Gmail API base for polling triggers; empty means https://gmail.googleapis.com."""
     slack_api_url: str = "https://slack.com/api"
     """Slack Web API base for run notifications."""
+
+    def __post_init__(self) -> None:
+        if self.serve_max_replicas and self.serve_min_replicas > self.serve_max_replicas:
+            raise SettingsError(
+                env_name("serve_min_replicas"),
+                f"{self.serve_min_replicas} is above WARREN_SERVE_MAX_REPLICAS "
+                f"({self.serve_max_replicas})",
+            )
 
     @property
     def api_url(self) -> str:
@@ -146,6 +180,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
+        if isinstance(exc.__cause__, SettingsError):  # a check across fields
+            raise exc.__cause__ from None
         field = _field_from_error(str(exc))
         if field is None:
             raise SettingsError(ENV_PREFIX + "*", str(exc)) from None

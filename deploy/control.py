@@ -6,8 +6,10 @@ import os
 import signal
 import time
 
+from core.bus import inbox_prefix
 from deploy import state as files
-from deploy.nats import EmbeddedNats
+from deploy.nats import EmbeddedNats, NatsError
+from deploy.nats_auth import NatsAuthError
 from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running
 from deploy.ray_head import AUTH_TOKEN_PATH
@@ -71,3 +73,26 @@ def status(paths: files.Paths) -> int:
     ok, body = http_ready(run.api_url + "/readyz")
     say("api", f"{run.api_url} {'ready' if ok else 'not ready: ' + body[:200]}")
     return 0 if ok else 1
+
+
+def nats_user(paths: files.Paths, name: str) -> int:
+    """``python -m deploy nats-user NAME``: mint an external publisher of the embedded NATS.
+
+    Prints its login and the only subjects it may publish to; a running server takes the
+    user at once. The password is shown here only (it is stored in the server's config).
+    """
+    # Its last port and the prefix the stack last wrote the users for.
+    server = EmbeddedNats(paths.nats)
+    try:
+        user, password = server.add_publisher(name)
+    except (NatsAuthError, NatsError) as exc:
+        print(f"nats-user: {exc}", flush=True)
+        return 2
+    print(f"url            {server.url}", flush=True)
+    print(f"user           {user}", flush=True)
+    print(f"password       {password}", flush=True)
+    print(f"publish to     {server.subjects.custom_trigger_events}", flush=True)
+    print(f"inbox prefix   {inbox_prefix(user)}   (set it in the client: acks arrive there)")
+    if server.pid is None:
+        print("(the stack's NATS is not running: the user exists from its next start)")
+    return 0

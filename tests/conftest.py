@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -90,10 +91,14 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    """Ray started once per test session: 2 CPUs, loopback, no dashboard."""
+def ray_cluster(settings: Settings) -> Iterator[None]:
+    """Ray started once per test session: 2 CPUs, loopback, no dashboard. Its processes find
+    the settings' secrets in their environment, as on a node whose pod reads a Secret."""
     import ray
 
+    from serve_app import secret_env
+
+    os.environ.update(secret_env(settings))
     start_local_ray()
     yield
     ray.shutdown()

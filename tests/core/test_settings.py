@@ -71,3 +71,36 @@ def test_an_unbuilt_sandbox_provider_stops_start_up() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings({"WARREN_SECRET_KEY": "k" * 40, "WARREN_SANDBOX_PROVIDER": "modal"})
     assert caught.value.variable == "WARREN_SANDBOX_PROVIDER"
+
+
+def test_nats_credentials_are_validated_without_echo_and_redacted() -> None:
+    login = "warren_pool:a-long-nats-password"
+    settings = load_settings({"WARREN_SECRET_KEY": SECRET, "WARREN_NATS_CREDENTIALS_POOL": login})
+    assert settings.nats_credentials_pool == login
+    assert settings.redacted()["nats_credentials_pool"] == "***"
+    bad = "no colon but a secret"
+    with pytest.raises(SettingsError) as info:
+        load_settings({"WARREN_SECRET_KEY": SECRET, "WARREN_NATS_CREDENTIALS_INGRESS": bad})
+    assert info.value.variable == "WARREN_NATS_CREDENTIALS_INGRESS"
+    assert bad not in str(info.value)
+
+
+def test_serve_autoscaling_bounds_are_checked_together() -> None:
+    settings = load_settings(
+        {
+            "WARREN_SECRET_KEY": SECRET,
+            "WARREN_SERVE_MIN_REPLICAS": "2",
+            "WARREN_SERVE_MAX_REPLICAS": "8",
+        }
+    )
+    assert (settings.serve_min_replicas, settings.serve_max_replicas) == (2, 8)
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            {
+                "WARREN_SECRET_KEY": SECRET,
+                "WARREN_SERVE_MIN_REPLICAS": "9",
+                "WARREN_SERVE_MAX_REPLICAS": "8",
+            }
+        )
+    assert info.value.variable == "WARREN_SERVE_MIN_REPLICAS"
+    assert "WARREN_SERVE_MAX_REPLICAS" in str(info.value)

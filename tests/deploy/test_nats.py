@@ -9,6 +9,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsClientError
 
+from core.bus import Subjects, connect, declare_streams
 from deploy.nats import EmbeddedNats
 from deploy.net import port_free
 from deploy.proc import command_line, running
@@ -20,10 +21,11 @@ async def test_starts_with_jetstream_and_stops(tmp_path: Path) -> None:
     pid = server.pid
     try:
         assert pid is not None and running(pid)
-        nc = await nats.connect(server.url, allow_reconnect=False)
+        nc = await connect(server.url, credentials=server.credentials("ingress"))
         js = nc.jetstream()
-        await js.add_stream(name="DEPLOYTEST", subjects=["deploytest.>"])
-        ack = await js.publish("deploytest.one", b"hello")
+        subjects = Subjects("warren")
+        await declare_streams(js, subjects, max_bytes=8 * 1024**2)
+        ack = await js.publish(subjects.trigger_events("github"), b"hello")
         assert ack.seq == 1
         await nc.close()
     finally:
@@ -33,19 +35,24 @@ async def test_starts_with_jetstream_and_stops(tmp_path: Path) -> None:
     assert (tmp_path / "nats" / "jetstream").is_dir()
 
 
-async def test_rejects_clients_without_the_token(tmp_path: Path) -> None:
+async def test_rejects_clients_without_credentials_and_keeps_passwords_private(
+    tmp_path: Path,
+) -> None:
     server = EmbeddedNats(tmp_path / "nats")
     server.start()
     try:
-        token_file = tmp_path / "nats" / "token"
-        assert oct(os.stat(token_file).st_mode & 0o777) == "0o600"
-        assert token_file.read_text().strip() not in (command_line(server.pid or 0) or "")
+        for private in (server.config_path, server.users.path):
+            assert oct(os.stat(private).st_mode & 0o777) == "0o600"
+        password = server.credentials("ingress").split(":", 1)[1]
+        assert password not in (command_line(server.pid or 0) or "")
+        assert password not in server.url
         with pytest.raises(NatsClientError):
             await nats.connect(
-                f"nats://127.0.0.1:{server.port}",
+                server.url,
                 allow_reconnect=False,
                 connect_timeout=2,
                 max_reconnect_attempts=0,
             )
     finally:
         server.stop()
+    assert password not in server.log_path.read_text()

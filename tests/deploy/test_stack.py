@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import pytest
+from nats.js.errors import NotFoundError
 
+from core.bus import ROLES, connect
 from deploy import stack
 from deploy import state as files
 from deploy.nats import EmbeddedNats
 from deploy.net import free_port, port_free
 from deploy.postgres import EmbeddedPostgres
 from deploy.proc import running, session_members
-from deploy.ray_head import choose_temp_dir
+from deploy.ray_head import AUTH_TOKEN_PATH, choose_temp_dir
+from tests.api.accounts import call, sign_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +102,70 @@ def _deploy(root: Path, command: str, env: dict[str, str]) -> subprocess.Popen[s
     )
 
 
+def _check_secrets_stay_out_of_ray(paths: files.Paths, run: files.Running) -> None:
+    """The Serve app as Ray stores and shows it (dashboard API) carries no secret."""
+    url = f"{run.dashboard_url}/api/serve/applications/"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401  # the dashboard wants Ray's token
+    token = AUTH_TOKEN_PATH.read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        shown = resp.read().decode()
+    assert "WARREN_NATS_PREFIX" in shown  # the runtime_env is there, with the other settings
+    nats = EmbeddedNats(paths.nats)
+    secrets = [
+        files.secret_key(paths),
+        urllib.parse.urlsplit(EmbeddedPostgres(paths.postgres).dsn("warren")).password,
+        *(nats.credentials(role).split(":", 1)[1] for role in ROLES),
+    ]
+    for secret in secrets:
+        assert secret and secret not in shown
+    for name in ("WARREN_SECRET_KEY", "WARREN_DATABASE_URL", "WARREN_NATS_CREDENTIALS_POOL"):
+        assert name not in shown
+
+
+async def _check_pools_logged_in_as_their_role(paths: files.Paths) -> None:
+    """The trigger pool (role ``pool``) created its consumer on the permissioned NATS."""
+    nats = EmbeddedNats(paths.nats)
+    nc = await connect(nats.url, credentials=nats.credentials("ingress"))
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                info = await js.consumer_info("WARREN_TRIGGER_EVENTS", "trigger-pool")
+                break
+            except NotFoundError:
+                assert time.monotonic() < deadline, "the trigger pool never made its consumer"
+                await asyncio.sleep(0.5)
+        assert info.config.durable_name == "trigger-pool"
+    finally:
+        await nc.close()
+
+
+async def _check_a_session_streams(api_url: str) -> None:
+    """A prompt over the WebSocket gets the demo model's answer: the ingress, the session
+    actor and the pools each work with their own, scoped NATS login."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(api_url, cookie_jar=jar) as client:
+        await sign_up(client)
+        status, created = await call(client, "POST", "/api/sessions", json={"title": "stack"})
+        assert status == 201, created
+        status, token = await call(client, "POST", "/api/auth/ws-token")
+        assert status == 200, token
+        url = f"/api/sessions/{created['session_id']}/ws?token={token['token']}"
+        async with client.ws_connect(url) as ws, asyncio.timeout(180):
+            assert msgspec.json.decode((await ws.receive()).data)["type"] == "init"
+            await ws.send_json({"type": "prompt", "content": "hello"})
+            frames: list[dict[str, object]] = []
+            while not frames or frames[-1]["type"] != "message_complete":
+                msg = await ws.receive()
+                assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
+                frames.append(msgspec.json.decode(msg.data))
+        assert any(f["type"] == "token" for f in frames), frames
+
+
 def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> None:
     http_port = free_port()
     env = {
@@ -131,6 +203,19 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         models = f"http://{run.scripted_model}/v1/models"
         with urllib.request.urlopen(models, timeout=5) as resp:
             assert json.loads(resp.read())["data"][0]["id"] == "scripted"
+        _check_secrets_stay_out_of_ray(paths, run)
+        asyncio.run(_check_pools_logged_in_as_their_role(paths))
+        asyncio.run(_check_a_session_streams(run.api_url))
+        # NATS dies: `up` restarts it and the API is ready again (it used to stop the stack).
+        os.kill(nats_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while EmbeddedNats(paths.nats).pid in (None, nats_pid):
+            assert time.monotonic() < deadline and up.poll() is None, "NATS was not restarted"
+            time.sleep(0.2)
+        while not stack.http_ready(f"http://127.0.0.1:{http_port}/readyz")[0]:
+            assert time.monotonic() < deadline and up.poll() is None, "not ready after NATS"
+            time.sleep(0.2)
+        nats_pid = EmbeddedNats(paths.nats).pid
     finally:
         stopper = _deploy(tmp_path, "stop", env=env)
         stop_output = stopper.communicate(timeout=240)[0]
@@ -151,6 +236,8 @@ def test_up_serves_readyz_and_stop_leaves_nothing_running(tmp_path: Path) -> Non
         "api        ready in",
         "ray head   stopped in",
         "model      stopped in",
+        "nats       exited; restart 1/5",
+        "nats       restarted (attempt 1/5)",
     ):
         assert step in output
     assert pg_left is None and not running(pg_pid)
