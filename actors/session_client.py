@@ -23,10 +23,10 @@ from nats.js import JetStreamContext
 from ray.actor import ActorHandle
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
-from actors.session import SessionActor
-from actors.session_log import stream_last_seq
-from actors.session_pause import SessionExiting
-from actors.session_runtime import ProviderFactory
+from actors.session.actor import SessionActor
+from actors.session.log import stream_last_seq
+from actors.session.pause import SessionExiting
+from actors.session.runtime import ProviderFactory
 from core.bus import Subjects
 from core.settings import Settings
 from schemas.sessions import (
@@ -137,7 +137,7 @@ async def call_live(
 ) -> tuple[ActorHandle[Any], Any]:
     """Call ``method`` on the session's actor, creating it if needed; returns (handle, result).
 
-    A paused session's actor exits (actors/session_pause.py): a cached handle may point at
+    A paused session's actor exits (actors/session/pause.py): a cached handle may point at
     a dead actor, or at one still finishing its pause (``SessionExiting``). Either way the
     handle is dropped and the call retried on the next actor (a fresh one boots from the
     snapshot), until :data:`LIVE_CALL_DEADLINE`.

@@ -3,7 +3,7 @@
 Only the session's own sandbox may call (its bearer sandbox token; anything else is 403).
 Unknown tools are 404, arguments that don't fit the tool's schema 400 naming the field
 (``args.commands[0].name``). The call runs in the session actor once per
-``tool_call_id`` (see actors/session_tools.py); a call whose response is already recorded is
+``tool_call_id`` (see actors/session/tools.py); a call whose response is already recorded is
 answered from Postgres without waking the actor. Actor failures answer 503 so the plugin
 retries with the same id.
 """
@@ -18,7 +18,7 @@ from ray.exceptions import RayError
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session_core import SessionGone, SessionStopped
+from actors.session.core import SessionGone, SessionStopped
 from api.body import body, field_of
 from api.errors import ApiError, not_found
 from api.openapi import json_body

@@ -11,11 +11,11 @@ import asyncpg
 import msgspec
 from nats.js import JetStreamContext
 
+from actors.session.core import SessionCore
+from actors.session.log import read_events, subject_last_seq
+from actors.session.runtime import ProviderFactory
+from actors.session.tools import ToolRunner
 from actors.session_client import build_init
-from actors.session_core import SessionCore
-from actors.session_log import read_events, subject_last_seq
-from actors.session_runtime import ProviderFactory
-from actors.session_tools import ToolRunner
 from actors.transcript import Transcript
 from artifacts.factory import artifact_store_from_settings
 from core.bus import Subjects

@@ -552,5 +552,5 @@ class FakeSandboxProvider(SandboxProvider):
 
 
 def fake_provider(opencode_url: str, state_dir: str, settings: Settings) -> SandboxProvider:
-    """A :data:`actors.session_runtime.ProviderFactory` (bind the first two with partial)."""
+    """A :data:`actors.session.runtime.ProviderFactory` (bind the first two with partial)."""
     return FakeSandboxProvider(opencode_url, state_dir)

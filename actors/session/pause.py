@@ -2,7 +2,7 @@
 
 A paused session has no sandbox and no actor. Its transcript is in Postgres, its files in
 the snapshot; the next connect, prompt or explicit resume creates the actor again, whose
-boot restores the snapshot (``_boot`` in :mod:`actors.session_core`).
+boot restores the snapshot (``_boot`` in :mod:`actors.session.core`).
 
 Once a pause starts, :attr:`SessionCore.exiting` is set: no boot may begin, and calls that
 would need the sandbox raise :class:`SessionExiting`, which callers answer by retrying
@@ -20,7 +20,7 @@ from schemas.sessions import PauseReason, Status
 from store import sessions as session_store
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
+    from actors.session.core import SessionCore
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every ``settings.idle_check_seconds`` the actor checks the predicate: a sandbox 
 WebSocket client, no proxy connection, no tool callback in flight, no tool running, the
 agent idle, no migration, and the grace period (``idle_grace_web_seconds``, or
 ``idle_grace_automation_seconds`` for automation and Slack sessions) elapsed since the last
-activity. Then the session is paused with reason ``inactivity`` (:mod:`actors.session_pause`)
+activity. Then the session is paused with reason ``inactivity`` (:mod:`actors.session.pause`)
 and the actor exits. After :data:`MAX_FAILURES` failed attempts in a row the session is
 stopped with reason ``auto_pause_failed``.
 
@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from actors.session_pause import NothingToPause, current_sandbox_id, pause_session
+from actors.session.pause import NothingToPause, current_sandbox_id, pause_session
 from core.metrics import lifecycle_metrics
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
-    from actors.session_tools import ToolRunner
+    from actors.session.core import SessionCore
+    from actors.session.tools import ToolRunner
 
 log = logging.getLogger(__name__)
 

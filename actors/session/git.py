@@ -26,7 +26,7 @@ import urllib.parse
 import uuid
 from collections.abc import Sequence
 
-from actors.session_core import SessionCore, SessionGone, SessionStopped
+from actors.session.core import SessionCore, SessionGone, SessionStopped
 from integrations.github_client import GitHubClient
 from sandboxes.git_ops import (
     Exec,

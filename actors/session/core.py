@@ -27,10 +27,10 @@ import asyncpg
 from nats.aio.client import Client as NATS
 
 from actors.opencode_client import Event, OpenCodeError
-from actors.session_events import EventProcessor, coalesce_tokens, snapshot_events
-from actors.session_log import EventLog, read_events
-from actors.session_pause import SessionExiting
-from actors.session_runtime import (
+from actors.session.events import EventProcessor, coalesce_tokens, snapshot_events
+from actors.session.log import EventLog, read_events
+from actors.session.pause import SessionExiting
+from actors.session.runtime import (
     ProviderFactory,
     Runtime,
     default_provider,
@@ -118,7 +118,7 @@ class SessionCore:
         self.processor: EventProcessor | None = None
         self.clients: dict[str, float] = {}
         self.migrating = False
-        """A migration to a new sandbox is under way (see actors/session_migrate.py)."""
+        """A migration to a new sandbox is under way (see actors/session/migrate.py)."""
         self.prompt_gate = asyncio.Lock()
         """Held while a prompt is delivered, and by a migration for its whole length: prompts
         sent meanwhile wait (in order) and go to the new sandbox."""
@@ -126,7 +126,7 @@ class SessionCore:
         """The lifecycle event the next boot publishes instead of running/resumed."""
         self.stopping = False
         self.exiting = False
-        """A pause is under way and the actor exits after it (see actors/session_pause.py)."""
+        """A pause is under way and the actor exits after it (see actors/session/pause.py)."""
         self._lock = asyncio.Lock()
         self._start_task: asyncio.Task[None] | None = None
         self._ready_task: asyncio.Task[None] | None = None

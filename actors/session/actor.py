@@ -2,7 +2,7 @@
 
 Ray's named-actor uniqueness makes it the session's single owner (no leases). It is
 detached, takes no CPU and restarts forever; everything it holds is rebuilt on start from
-Postgres, JetStream and the sandbox (see :mod:`actors.session_core`), and every method is
+Postgres, JetStream and the sandbox (see :mod:`actors.session.core`), and every method is
 idempotent, so Ray may retry calls that were in flight when it died. All methods are async
 and never block the event loop. Create or find it with :mod:`actors.session_client`.
 """
@@ -16,13 +16,13 @@ from typing import Any
 
 import ray
 
-from actors.session_core import SessionCore
-from actors.session_git import GitRequest, SessionGit
-from actors.session_idle import IdleWatcher
-from actors.session_migrate import MigrationWatcher
-from actors.session_pause import SessionExiting, pause_session
-from actors.session_runtime import ProviderFactory
-from actors.session_tools import ToolRunner
+from actors.session.core import SessionCore
+from actors.session.git import GitRequest, SessionGit
+from actors.session.idle import IdleWatcher
+from actors.session.migrate import MigrationWatcher
+from actors.session.pause import SessionExiting, pause_session
+from actors.session.runtime import ProviderFactory
+from actors.session.tools import ToolRunner
 from core.settings import Settings
 from schemas.git import GitResult, GitState
 from schemas.sessions import ClientInfo, MessageSource, PauseReason

@@ -12,7 +12,7 @@ the session (:class:`MigrationWatcher`):
   destroyed and the runtime reconnected (``running``, lifecycle ``migrated``). The next
   check follows the new sandbox's expiry.
 - **No clients**: the session is paused (reason ``inactivity``) and the actor exits, as
-  after an idle snapshot (:mod:`actors.session_pause`).
+  after an idle snapshot (:mod:`actors.session.pause`).
 
 A migration that fails before the row moved leaves the session on the old sandbox if it is
 still alive (clients get an ``error``; the check is retried after
@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from actors.session_pause import NothingToPause, pause_session
-from actors.session_runtime import Runtime, sandbox_options
+from actors.session.pause import NothingToPause, pause_session
+from actors.session.runtime import Runtime, sandbox_options
 from core.metrics import lifecycle_metrics
 from schemas.sessions import Error, Status
 from store import sessions as session_store
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
+    from actors.session.core import SessionCore
     from sandboxes.provider import SandboxProvider
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from schemas.tools import (
 from store import sessions as session_store
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
+    from actors.session.core import SessionCore
 
 log = logging.getLogger(__name__)
 
