@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 import ray
 
 from actors.session.core import SessionCore
+from actors.session.errors import SessionExiting
 from actors.session.git import GitRequest, SessionGit
 from actors.session.idle import IdleWatcher
 from actors.session.migrate import MigrationWatcher
-from actors.session.pause import SessionExiting, pause_session
+from actors.session.pause import pause_session
 from actors.session.runtime import ProviderFactory
 from actors.session.tools import ToolRunner
 from core.settings import Settings
@@ -100,7 +100,7 @@ class SessionActor:
     ) -> str:
         """Broadcast the prompt and send it to the agent; idempotent per ``message_id``."""
         self._refuse_if_exiting()
-        self._core.last_activity = time.monotonic()
+        self._core.touch()
         return await self._core.prompt(
             message_id, content, images, sender_id=sender_id, source=source
         )
@@ -179,7 +179,7 @@ class SessionActor:
         self._exit_ref = me.exit_now.remote()
 
     def _refuse_if_exiting(self) -> None:
-        if self._core.exiting:
+        if self._core.state.exiting:
             raise SessionExiting(self._core.session_id)
 
     async def terminate(self, reason: str = "manual") -> None:

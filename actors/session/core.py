@@ -27,9 +27,9 @@ import asyncpg
 from nats.aio.client import Client as NATS
 
 from actors.opencode_client import Event, OpenCodeError
+from actors.session.errors import SessionGone, SessionStopped
 from actors.session.events import EventProcessor, coalesce_tokens, snapshot_events
 from actors.session.log import EventLog, read_events
-from actors.session.pause import SessionExiting
 from actors.session.runtime import (
     ProviderFactory,
     Runtime,
@@ -37,6 +37,7 @@ from actors.session.runtime import (
     default_title,
     sandbox_options,
 )
+from actors.session.state import SessionState
 from actors.transcript import Transcript
 from core import bus
 from core.db import create_pool
@@ -82,14 +83,6 @@ _SOURCE: dict[str, MessageSource] = {
 }
 
 
-class SessionGone(Exception):
-    """The session does not exist (or was deleted): the actor has nothing to do."""
-
-
-class SessionStopped(Exception):
-    """The session is stopped: no sandbox will be started for it again."""
-
-
 def initial_prompt_id(session_id: uuid.UUID) -> str:
     """The fixed message id of a session's initial prompt (sending it twice is a no-op)."""
     return str(uuid.uuid5(session_id, "initial-prompt"))
@@ -117,21 +110,16 @@ class SessionCore:
         self.done: set[str] = set()
         self.processor: EventProcessor | None = None
         self.clients: dict[str, float] = {}
-        self.migrating = False
-        """A migration to a new sandbox is under way (see actors/session/migrate.py)."""
+        self.state = SessionState(session_id, self._lifecycle)
+        """The session's phase; every change of it goes through here (actors/session/state.py)."""
         self.prompt_gate = asyncio.Lock()
         """Held while a prompt is delivered, and by a migration for its whole length: prompts
         sent meanwhile wait (in order) and go to the new sandbox."""
-        self.boot_event: LifecycleKind | None = None
-        """The lifecycle event the next boot publishes instead of running/resumed."""
-        self.stopping = False
-        self.exiting = False
-        """A pause is under way and the actor exits after it (see actors/session/pause.py)."""
         self._lock = asyncio.Lock()
         self._start_task: asyncio.Task[None] | None = None
         self._ready_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.last_activity = time.monotonic()
+        self._last_activity = time.monotonic()
 
     # -- start-up -----------------------------------------------------------------------
 
@@ -176,6 +164,7 @@ class SessionCore:
         self.runtime = Runtime(self._provider_factory(self.settings))
         await self._rebuild()
         actor_metrics().actor_starts.inc()
+        await self.state.to("stopped" if record.status == "stopped" else "dormant")
         if record.status in ("running", "starting") and record.sandbox_id:
             # A restart of a live session: get the sandbox and its event stream back.
             self._spawn(self.ensure_ready_in_background())
@@ -275,7 +264,7 @@ class SessionCore:
         for request_id in permissions:
             self._spawn(self._allow_permission(request_id))
         if out:
-            self.last_activity = time.monotonic()
+            self.touch()
 
     async def _allow_permission(self, request_id: str) -> None:
         # Sandboxes run with every permission allowed (sandboxes/opencode.py); a request
@@ -316,6 +305,9 @@ class SessionCore:
 
     async def _sandbox_lost(self) -> None:
         assert self.pool is not None
+        if self.state.phase != "running":
+            return  # a migration, pause or stop already deals with this sandbox
+        await self.state.to("failed")
         runtime = self.runtime
         sandbox_id = runtime.handle.sandbox_id if runtime and runtime.handle else None
         if runtime is not None:
@@ -333,14 +325,26 @@ class SessionCore:
         """Single flight: make the sandbox, OpenCode session and event stream ready."""
         await self.started()
         assert self.runtime is not None
+        state = self.state
         # The runtime turns ready inside _boot, before clients are told `running`: a caller
         # arriving then waits for the boot to finish, so nothing overtakes that status.
-        booting = self._ready_task is not None and not self._ready_task.done()
-        if self.runtime.ready and not booting:
+        if self.runtime.ready and state.phase in ("running", "migrating"):
             return
-        if self._ready_task is None or self._ready_task.done():
+        if state.phase != "booting":
+            state.check_boot()
+            await state.to("booting")
             self._ready_task = asyncio.get_event_loop().create_task(self._boot())
-        await asyncio.shield(self._ready_task)
+        task = self._ready_task
+        assert task is not None
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # this caller was cancelled, not the boot
+            # A pause or terminate cancelled the boot: say which, not "cancelled" (which
+            # reaches an HTTP caller as a 500).
+            state.check_boot()
+            raise
 
     async def ensure_ready_in_background(self) -> None:
         """``ensure_ready`` whose failure is only logged (clients got an error status)."""
@@ -354,14 +358,11 @@ class SessionCore:
 
     async def _boot(self) -> None:
         assert self.pool is not None and self.runtime is not None and self.log is not None
-        if self.stopping:
-            raise SessionStopped(self.session_id)
-        if self.exiting:
-            raise SessionExiting(self.session_id)
         record = await session_store.get_session(self.pool, self.sid)
-        if record is None:
-            raise SessionGone(self.session_id)
-        if record.status == "stopped":
+        if record is None or record.status == "stopped":
+            await self.state.to("stopped")
+            if record is None:
+                raise SessionGone(self.session_id)
             raise SessionStopped(self.session_id)
         was_paused = record.status == "paused"
         if record.status != "running":
@@ -399,6 +400,8 @@ class SessionCore:
                 on_reconnect=self._on_stream_retry,
             )
         except Exception as exc:
+            if self.state.phase == "booting":
+                await self.state.to("failed")
             await runtime.close()
             await session_store.mark_failed(self.pool, self.sid)
             detail = str(exc) if isinstance(exc, OpenCodeError) else type(exc).__name__
@@ -408,8 +411,8 @@ class SessionCore:
             raise
         self.record = await session_store.get_session(self.pool, self.sid) or record
         await self.emit([Status(status="running")])
-        kind: LifecycleKind = self.boot_event or ("resumed" if was_paused else "running")
-        await self.lifecycle(kind, sandbox_id=handle.sandbox_id)
+        kind = self.state.boot_event(was_paused=was_paused)
+        await self.state.to("running", kind, sandbox_id=handle.sandbox_id)
         if was_paused:
             lifecycle_metrics().resumes.inc()
         self._spawn(self._send_initial_prompt())
@@ -490,7 +493,7 @@ class SessionCore:
             assert runtime.agent_session_id is not None
             await runtime.client.prompt(runtime.agent_session_id, content, images)
             await message_store.mark_delivered(self.pool, self.sid, message_id)
-        self.last_activity = time.monotonic()
+        self.touch()
         return message_id
 
     async def cancel(self) -> bool:
@@ -535,12 +538,20 @@ class SessionCore:
     def client_connected(self, conn_id: str) -> None:
         """A WebSocket client joined (or heartbeats): it counts for a while."""
         self.clients[conn_id] = time.monotonic()
-        self.last_activity = time.monotonic()
+        self.touch()
 
     def client_disconnected(self, conn_id: str) -> None:
         """A WebSocket client left."""
         self.clients.pop(conn_id, None)
-        self.last_activity = time.monotonic()
+        self.touch()
+
+    def touch(self) -> None:
+        """Something happened in the session: the idle grace period starts over."""
+        self._last_activity = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last activity (:meth:`touch`)."""
+        return time.monotonic() - self._last_activity
 
     def connected_clients(self) -> int:
         """Clients heard from recently."""
@@ -551,11 +562,12 @@ class SessionCore:
 
     def current_status(self) -> ClientStatus:
         """The status a client would see now."""
-        if self.migrating:
+        phase = self.state.phase
+        if phase == "migrating":
             return "migrating"
         if self.runtime is not None and self.runtime.ready:
             return "running"
-        if self._ready_task is not None and not self._ready_task.done():
+        if phase == "booting":
             return "resuming"
         return client_status(self.record.status) if self.record else "creating"
 
@@ -574,12 +586,13 @@ class SessionCore:
         """Stop for good: close open messages, destroy the sandbox, mark the row stopped."""
         await self.started()
         assert self.pool is not None and self.runtime is not None
+        state = self.state
+        if state.phase in ("stopping", "stopped"):
+            await state.wait_for("stopped")  # another call is stopping it: same outcome
+            return
         # No boot may start (or finish) from now on: it could create a sandbox nobody stops.
-        self.stopping = True
-        booting = self._ready_task
-        if booting is not None and not booting.done():
-            booting.cancel()
-            await asyncio.wait({booting})  # its outcome doesn't matter, only that it ended
+        await state.to("stopping")
+        await self.cancel_boot()
         async with self._lock:
             await self._close_open_messages()
         sandbox_id = self.runtime.handle.sandbox_id if self.runtime.handle else None
@@ -597,10 +610,13 @@ class SessionCore:
         self.record = await session_store.get_session(self.pool, self.sid) or self.record
         await self.emit([Status(status="stopped")])
         if changed:
-            await self.lifecycle("stopped", reason=reason, sandbox_id=sandbox_id)
+            await state.to("stopped", "stopped", reason=reason, sandbox_id=sandbox_id)
+        else:
+            await state.to("stopped")
 
-    async def lifecycle(self, kind: LifecycleKind, **fields: Any) -> None:
-        """Publish a lifecycle event for this session on ``sessions.lifecycle``."""
+    async def _lifecycle(self, kind: LifecycleKind, **fields: Any) -> None:
+        """Publish a lifecycle event for this session on ``sessions.lifecycle`` (only
+        :class:`SessionState` calls this, with a transition or a note)."""
         assert self.log is not None and self.record is not None
         record = self.record
         event = SessionLifecycleEvent(
@@ -624,10 +640,12 @@ class SessionCore:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def booting_task(self) -> asyncio.Task[None] | None:
-        """The runtime boot in progress, if any."""
+    async def cancel_boot(self) -> None:
+        """Cancel the runtime boot in progress, if any, and wait until it ended."""
         task = self._ready_task
-        return task if task is not None and not task.done() else None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its outcome doesn't matter, only that it ended
 
     async def close_open_messages(self) -> None:
         """Cancel every in-progress message (the agent is about to go away)."""

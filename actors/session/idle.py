@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from actors.session.pause import NothingToPause, current_sandbox_id, pause_session
+from actors.session.errors import NothingToPause
+from actors.session.pause import current_sandbox_id, pause_session
 from core.metrics import lifecycle_metrics
 
 if TYPE_CHECKING:
@@ -54,12 +55,12 @@ class IdleWatcher:
     def proxy_opened(self, conn_id: str) -> None:
         """A replica has proxy connections to this session (or still has them)."""
         self.proxies[conn_id] = time.monotonic()
-        self.core.last_activity = time.monotonic()
+        self.core.touch()
 
     def proxy_closed(self, conn_id: str) -> None:
         """A replica's proxy connections to this session are gone."""
         self.proxies.pop(conn_id, None)
-        self.core.last_activity = time.monotonic()
+        self.core.touch()
 
     def proxy_connections(self) -> int:
         """Replicas with proxy connections heard from recently."""
@@ -81,13 +82,14 @@ class IdleWatcher:
     def blocker(self) -> str | None:
         """Why the session is not idle now (None: it is)."""
         core = self.core
-        if core.exiting or core.stopping:
+        phase = core.state.phase
+        if core.state.ending:
             return "exiting"
-        if core.migrating:
+        if phase == "migrating":
             return "migrating"
         if current_sandbox_id(core) is None:
             return "no sandbox"
-        if core.booting_task() is not None:
+        if phase == "booting":
             return "booting"
         if core.connected_clients():
             return "clients"
@@ -99,7 +101,7 @@ class IdleWatcher:
             return "agent busy"
         if any(m.tools_running() for m in core.transcript.messages.values()):
             return "tool running"
-        if time.monotonic() - core.last_activity < self.grace_seconds():
+        if core.idle_seconds() < self.grace_seconds():
             return "grace"
         return None
 

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from actors.session.pause import NothingToPause, pause_session
+from actors.session.errors import NothingToPause
+from actors.session.pause import pause_session
 from actors.session.runtime import Runtime, sandbox_options
 from core.metrics import lifecycle_metrics
 from schemas.sessions import Error, Status
@@ -113,7 +114,8 @@ class MigrationWatcher:
     async def check(self) -> bool:
         """Migrate or pause now; True once the actor is to exit."""
         core = self.core
-        if core.exiting or core.stopping or core.migrating or core.booting_task() is not None:
+        if core.state.phase != "running":
+            # Booting, migrating, pausing or stopping: check again once that is over.
             await asyncio.sleep(IDLE_POLL_SECONDS)
             return False
         record = core.record
@@ -143,16 +145,19 @@ class MigrationWatcher:
 
 async def migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"]:
     """Move the session to a new sandbox booted from a snapshot of the current one."""
-    # ``migrating`` is only ever set with the gate held: whoever gets the gate after a
+    # ``migrating`` is only ever entered with the gate held: whoever gets the gate after a
     # migration (a prompt, a pause) finds it over.
     async with core.prompt_gate:
-        core.migrating = True
+        if core.state.phase != "running":
+            return "failed"  # paused, stopped or re-booting while the gate was busy
+        await core.state.to("migrating")
         try:
             await core.emit([Status(status="migrating")])
             return await _migrate(core)
         finally:
-            core.migrating = False
-            core.boot_event = None
+            if core.state.at("migrating"):
+                # Broke off outside the handled steps: the next connect or prompt re-boots.
+                await core.state.to("failed")
 
 
 async def _migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"]:
@@ -178,11 +183,9 @@ async def _migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"
         await provider.terminate(old_id)
     except Exception:  # a leftover is the sweeper's; the session is fine
         log.warning("session %s: terminating the old sandbox failed", core.session_id)
-    core.migrating = False
-    core.boot_event = "migrated"
     try:
         # Recovers the new sandbox from the row, reconnects OpenCode and its event stream,
-        # says ``running`` and publishes ``migrated``.
+        # says ``running`` and publishes ``migrated`` (migrating -> booting -> running).
         await core.ensure_ready()
     except Exception:
         # Reported by the boot (error status, row failed); a connect or prompt retries.
@@ -277,7 +280,7 @@ async def _failed(
                 await _env(old.provider, old_id, "apply")
             except Exception:
                 log.warning("session %s: re-applying secret files failed", core.session_id)
-        core.migrating = False
+        await core.state.to("running")
         await core.emit(
             [
                 Error(message=f"moving to a new sandbox failed: {detail}", code="migration_failed"),

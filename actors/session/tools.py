@@ -247,7 +247,7 @@ class ToolRunner:
             outcome=args.outcome,
             summary=args.summary_markdown,
         )
-        await core.lifecycle(
+        await core.state.note(
             "completed",
             run_id=args.run_id,
             completion_id=args.completion_id,
