@@ -1,4 +1,7 @@
-"""What the API and other actors use to create sessions and reach their actors.
+"""The one facade through which the ingress (``api/``) and other actors reach sessions.
+
+Nothing in ``api/`` imports another module of :mod:`actors.session`: what a route needs
+is here (or re-exported from here).
 
 - :func:`create_session`: the one way a session comes to be (API, automations, Slack):
   the row, the ``created`` lifecycle event, and an eager start for ``immediate`` mode.
@@ -6,6 +9,12 @@
   ``session:<id>`` (namespace ``warren``, detached, ``num_cpus=0``, restarts forever).
 - :func:`existing_session_actor`: the actor if it is alive, without creating one.
 - :func:`build_init`: the ``init`` message (transcript from Postgres, cursor into JetStream).
+- The exceptions a call may raise on purpose, for routes to map to HTTP:
+  :class:`SessionGone` (404), :class:`SessionStopped` (409), :class:`SessionExiting`
+  (retried by :func:`call_live`), :class:`NothingToPause` (409).
+- The event-log readers the WebSocket relay uses (:func:`subscribe_events`,
+  :func:`cursor_is_retained`) and the git request types (:data:`GitRequest`,
+  :func:`action_of`).
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ from ray.actor import ActorHandle
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from actors.session.actor import SessionActor
-from actors.session.log import stream_last_seq
-from actors.session.pause import SessionExiting
+from actors.session.errors import NothingToPause, SessionExiting, SessionGone, SessionStopped
+from actors.session.git import GitRequest, action_of
+from actors.session.log import cursor_is_retained, stream_last_seq, subscribe_events
 from actors.session.runtime import ProviderFactory
 from core.bus import Subjects
 from core.settings import Settings
@@ -40,6 +50,16 @@ from schemas.sessions import (
 from store import messages as message_store
 from store import sessions as session_store
 
+__all__ = [
+    "GitRequest",
+    "NothingToPause",
+    "SessionExiting",
+    "SessionGone",
+    "SessionStopped",
+    "action_of",
+    "cursor_is_retained",
+    "subscribe_events",
+]
 ACTOR_NAMESPACE = "warren"
 MAX_TASK_RETRIES = 3
 """Calls in flight when the actor dies are retried on its restart (every method is

@@ -23,8 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session.core import SessionGone, SessionStopped
-from actors.session.pause import NothingToPause
+from actors.session_client import NothingToPause, SessionGone, SessionStopped
 from api.deps import Caller, require_active_org
 from api.errors import ApiError, not_found
 from api.responses import json_response

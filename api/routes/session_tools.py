@@ -18,7 +18,7 @@ from ray.exceptions import RayError
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session.core import SessionGone, SessionStopped
+from actors.session_client import SessionGone, SessionStopped
 from api.body import body, field_of
 from api.errors import ApiError, not_found
 from api.openapi import json_body

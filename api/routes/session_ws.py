@@ -42,10 +42,15 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from actors import session_client
-from actors.session.core import SessionGone, SessionStopped
-from actors.session.git import GitRequest, action_of
-from actors.session.log import cursor_is_retained, subscribe_events
-from actors.session.pause import SessionExiting
+from actors.session_client import (
+    GitRequest,
+    SessionExiting,
+    SessionGone,
+    SessionStopped,
+    action_of,
+    cursor_is_retained,
+    subscribe_events,
+)
 from api.deps import require_ws_user
 from api.errors import ApiError
 from api.state import AppState

@@ -23,7 +23,7 @@ from ray.exceptions import RayError
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session.core import SessionGone, SessionStopped
+from actors.session_client import SessionGone, SessionStopped
 from api.body import convert, decode, read_body
 from api.deps import Caller, parse_uuid, require_active_org, require_caller, require_service
 from api.errors import ApiError, not_found
