@@ -487,11 +487,17 @@ class SessionCore:
             state = await message_store.user_message_state(self.pool, self.sid, message_id)
             if state is not None and state.delivered:
                 return message_id
-            await self.ensure_ready()
-            runtime = self.runtime
-            assert runtime is not None and runtime.client is not None
-            assert runtime.agent_session_id is not None
-            await runtime.client.prompt(runtime.agent_session_id, content, images)
+            try:
+                await self.ensure_ready()
+                runtime = self.runtime
+                assert runtime is not None and runtime.client is not None
+                assert runtime.agent_session_id is not None
+                await runtime.client.prompt(runtime.agent_session_id, content, images)
+            except (Exception, asyncio.CancelledError):
+                # A stop or pause closed the runtime under this prompt: say so, rather
+                # than how the closed connection failed.
+                self.state.check_boot()
+                raise
             await message_store.mark_delivered(self.pool, self.sid, message_id)
         self.touch()
         return message_id

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from actors.session.errors import NothingToPause
@@ -42,10 +41,9 @@ _AUTOMATION_CLIENTS = ("automation", "slack")
 class IdleWatcher:
     """Tracks proxy connections and pauses the session once it is idle."""
 
-    def __init__(self, core: SessionCore, tools: ToolRunner, on_exit: Callable[[], None]) -> None:
+    def __init__(self, core: SessionCore, tools: ToolRunner) -> None:
         self.core = core
         self.tools = tools
-        self._on_exit = on_exit
         self.proxies: dict[str, float] = {}
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
@@ -127,7 +125,8 @@ class IdleWatcher:
                 log.exception("session %s: idle check failed", self.core.session_id)
 
     async def check(self) -> bool:
-        """Pause the session if it is idle; True once the actor is to exit."""
+        """Pause the session if it is idle; True once it is paused or stopped (the actor
+        then exits on its own)."""
         if self.blocker() is not None:
             return False
         try:
@@ -148,9 +147,7 @@ class IdleWatcher:
                 return False
             lifecycle_metrics().idle_snapshots.inc(tags={"outcome": "gave_up"})
             await self.core.terminate("auto_pause_failed")
-            self._on_exit()
             return True
         self.failures = 0
         lifecycle_metrics().idle_snapshots.inc(tags={"outcome": "ok"})
-        self._on_exit()
         return True

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -73,9 +72,8 @@ def decide(ws_clients: int, client_type: str) -> Decision:
 class MigrationWatcher:
     """Runs the expiry check of one session (see the module docstring)."""
 
-    def __init__(self, core: SessionCore, on_exit: Callable[[], None]) -> None:
+    def __init__(self, core: SessionCore) -> None:
         self.core = core
-        self._on_exit = on_exit
         self._not_before = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -112,7 +110,8 @@ class MigrationWatcher:
                 self._not_before = time.time() + RETRY_SECONDS
 
     async def check(self) -> bool:
-        """Migrate or pause now; True once the actor is to exit."""
+        """Migrate or pause now; True once the session is paused or stopped (the actor
+        then exits on its own)."""
         core = self.core
         if core.state.phase != "running":
             # Booting, migrating, pausing or stopping: check again once that is over.
@@ -131,16 +130,12 @@ class MigrationWatcher:
                 self._not_before = time.time() + RETRY_SECONDS
                 return False
             lifecycle_metrics().migrations.inc(tags={"outcome": "paused"})
-            self._on_exit()
             return True
         outcome = await migrate(core)
         lifecycle_metrics().migrations.inc(tags={"outcome": outcome})
         if outcome == "failed":
             self._not_before = time.time() + RETRY_SECONDS
-        if outcome == "stopped":
-            self._on_exit()
-            return True
-        return False
+        return outcome == "stopped"
 
 
 async def migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"]:

@@ -150,9 +150,12 @@ class SessionState:
         self.phase = target
         log.debug("session %s: %s -> %s", self.session_id, source, target)
         changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-        if event is not None:
-            await self._publish(event, **fields)
+        try:
+            if event is not None:
+                await self._publish(event, **fields)
+        finally:
+            # Waiters wake once the event is out: one that ends the actor must not cut it off.
+            changed.set()
 
     async def note(self, event: Literal["completed"], **fields: Any) -> None:
         """Publish an event that changes no phase (an automation run's completion; the
@@ -191,6 +194,6 @@ class SessionState:
         return self.phase in ("pausing", "paused", "stopping", "stopped")
 
     async def wait_for(self, *phases: Phase) -> None:
-        """Return once the phase is one of ``phases``."""
+        """Return once the phase is one of ``phases`` (and its lifecycle event is out)."""
         while self.phase not in phases:
             await self._changed.wait()
