@@ -29,7 +29,7 @@ from nats.aio.client import Client as NATS
 from actors.opencode_client import Event, OpenCodeError
 from actors.session.errors import SessionGone, SessionStopped
 from actors.session.events import EventProcessor, coalesce_tokens, snapshot_events
-from actors.session.log import EventLog, read_events
+from actors.session.log import EventLog, EventLogFenced, read_events
 from actors.session.runtime import (
     ProviderFactory,
     Runtime,
@@ -104,6 +104,8 @@ class SessionCore:
         self.pool: asyncpg.Pool | None = None
         self.nats: NATS | None = None
         self.log: EventLog | None = None
+        self.epoch = 0
+        """This incarnation's number (Postgres ``actor_epoch``): the event log's fence."""
         self.record: SessionRecord | None = None
         self.runtime: Runtime | None = None
         self.transcript = Transcript()
@@ -150,16 +152,21 @@ class SessionCore:
             self.nats = await bus.connect(
                 self.settings.nats_url, name=f"warren-session-{self.session_id}"
             )
+        record = await session_store.get_session(self.pool, self.sid)
+        epoch = await session_store.claim_actor_epoch(self.pool, self.sid)
+        if record is None or epoch is None:
+            raise SessionGone(self.session_id)
+        # Claimed before the log's position is read: an older incarnation writing after
+        # that read is refused (see actors/session/log.py).
+        self.epoch = epoch
         self.log = EventLog(
             self.nats,
             bus.Subjects(self.settings.nats_prefix),
             self.session_id,
             stream_max_bytes=self.settings.nats_stream_max_bytes,
+            is_current=self._is_current_incarnation,
         )
         await self.log.open()
-        record = await session_store.get_session(self.pool, self.sid)
-        if record is None:
-            raise SessionGone(self.session_id)
         self.record = record
         self.runtime = Runtime(self._provider_factory(self.settings))
         await self._rebuild()
@@ -168,6 +175,10 @@ class SessionCore:
         if record.status in ("running", "starting") and record.sandbox_id:
             # A restart of a live session: get the sandbox and its event stream back.
             self._spawn(self.ensure_ready_in_background())
+
+    async def _is_current_incarnation(self) -> bool:
+        assert self.pool is not None
+        return await session_store.actor_epoch(self.pool, self.sid) == self.epoch
 
     async def _rebuild(self) -> None:
         """In-progress messages from the event log; store completions Postgres missed."""
@@ -212,7 +223,14 @@ class SessionCore:
                         self.pool, self.sid, event.message, self.log.last_seq
                     )
                 )
-            seq = await self.log.publish(event)
+            try:
+                seq = await self.log.publish(event)
+            except EventLogFenced:
+                # A newer incarnation owns the session: stop following the agent (its
+                # events are the new one's to publish); the sandbox is not ours to touch.
+                if self.runtime is not None:
+                    self._spawn(self.runtime.stop_stream())
+                raise
             seqs.append(seq)
             if isinstance(event, MessageEvent) and event.message.is_complete:
                 await self._db(
