@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from actors.session.errors import IllegalTransition, SessionExiting, SessionStopped
 from schemas.sessions import LifecycleKind
@@ -50,32 +50,15 @@ Phase = Literal[
     "stopped",
     "failed",
 ]
-PHASES: tuple[Phase, ...] = (
-    "creating",
-    "dormant",
-    "booting",
-    "running",
-    "migrating",
-    "pausing",
-    "paused",
-    "stopping",
-    "stopped",
-    "failed",
-)
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 Event = LifecycleKind | None
 """The lifecycle event a transition publishes (None: it publishes none)."""
 
 _QUIET: frozenset[Event] = frozenset({None})
 _PAUSABLE: tuple[Phase, ...] = ("dormant", "booting", "running", "failed")
-_STOPPABLE: tuple[Phase, ...] = (
-    "dormant",
-    "booting",
-    "running",
-    "migrating",
-    "pausing",
-    "paused",
-    "failed",
+_STOPPABLE: tuple[Phase, ...] = tuple(
+    p for p in PHASES if p not in ("creating", "stopping", "stopped")
 )
 
 TRANSITIONS: dict[tuple[Phase, Phase], frozenset[Event]] = {

@@ -9,6 +9,9 @@ would run if an actor it declared dead kept running beside its restart."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from nats.js import JetStreamContext
 
 from actors.session.core import SessionCore
@@ -29,65 +32,55 @@ async def _say(core: SessionCore, text: str) -> None:
     await core.emit([Error(message=text)])
 
 
-async def test_an_old_incarnation_cannot_publish_beside_the_live_one(
-    settings: Settings,
-    js: JetStreamContext,
-    make_session: SessionFactory,
-    provider_factory: ProviderFactory,
-) -> None:
+@pytest.fixture
+async def incarnations(
+    settings: Settings, make_session: SessionFactory, provider_factory: ProviderFactory
+) -> AsyncIterator[tuple[str, SessionCore, SessionCore]]:
+    """A session and two incarnations of its actor (neither started yet)."""
     sid = str((await make_session()).id)
     old = SessionCore(sid, settings, provider_factory)
     new = SessionCore(sid, settings, provider_factory)
     try:
-        await old.started()
-        await _say(old, "old 1")
-        await new.started()  # the restart: a new epoch
-        await _say(new, "new 1")
-        refused = None
-        try:
-            await _say(old, "zombie")
-        except EventLogFenced as exc:
-            refused = exc
-        assert refused is not None
-        # Once fenced it publishes nothing more, without asking the server again.
-        try:
-            await _say(old, "zombie again")
-        except EventLogFenced:
-            pass
-        else:
-            raise AssertionError("a fenced incarnation published")
-        await _say(new, "new 2")
-        assert await _messages(js, settings, sid) == ["old 1", "new 1", "new 2"]
+        yield sid, old, new
     finally:
         await old.close()
         await new.close()
+
+
+async def test_an_old_incarnation_cannot_publish_beside_the_live_one(
+    settings: Settings,
+    js: JetStreamContext,
+    incarnations: tuple[str, SessionCore, SessionCore],
+) -> None:
+    sid, old, new = incarnations
+    await old.started()
+    await _say(old, "old 1")
+    await new.started()  # the restart: a new epoch
+    await _say(new, "new 1")
+    with pytest.raises(EventLogFenced):
+        await _say(old, "zombie")
+    # Once fenced it publishes nothing more, without asking the server again.
+    assert old.log is not None and old.log.fenced
+    with pytest.raises(EventLogFenced):
+        await _say(old, "zombie again")
+    await _say(new, "new 2")
+    assert await _messages(js, settings, sid) == ["old 1", "new 1", "new 2"]
 
 
 async def test_the_live_incarnation_rereads_its_sequence_when_refused(
     settings: Settings,
     js: JetStreamContext,
-    make_session: SessionFactory,
-    provider_factory: ProviderFactory,
+    incarnations: tuple[str, SessionCore, SessionCore],
 ) -> None:
-    sid = str((await make_session()).id)
-    old = SessionCore(sid, settings, provider_factory)
-    new = SessionCore(sid, settings, provider_factory)
-    try:
-        await old.started()
-        await new.started()
-        # The zombie writes before the live one has: the subject moved under the live one.
-        await _say(old, "slipped in")
-        await _say(new, "live 1")  # refused once, re-read, published
-        await _say(new, "live 2")
-        try:
-            await _say(old, "zombie")
-        except EventLogFenced:
-            pass
-        else:
-            raise AssertionError("the old incarnation published after the live one")
-        assert await _messages(js, settings, sid) == ["slipped in", "live 1", "live 2"]
-        assert new.log is not None and old.log is not None
-        assert not new.log.fenced and old.log.fenced
-    finally:
-        await old.close()
-        await new.close()
+    sid, old, new = incarnations
+    await old.started()
+    await new.started()
+    # The zombie writes before the live one has: the subject moved under the live one.
+    await _say(old, "slipped in")
+    await _say(new, "live 1")  # refused once, re-read, published
+    await _say(new, "live 2")
+    with pytest.raises(EventLogFenced):
+        await _say(old, "zombie")
+    assert await _messages(js, settings, sid) == ["slipped in", "live 1", "live 2"]
+    assert new.log is not None and old.log is not None
+    assert not new.log.fenced and old.log.fenced

@@ -55,6 +55,18 @@ async def _status(db: asyncpg.Pool, sid: str) -> str | None:
     return record.status if record is not None else None
 
 
+async def _idle_paused(db: asyncpg.Pool, sid: str) -> None:
+    """Wait until the idle watcher paused the session and its actor exited."""
+
+    async def paused() -> bool:
+        return await _status(db, sid) == "paused"
+
+    await eventually(paused, within=60)
+    record = await sessions.get_session(db, uuid.UUID(sid))
+    assert record is not None and record.pause_reason == "inactivity"
+    await eventually(lambda: asyncio.sleep(0, not actor_alive(sid)), within=30)
+
+
 async def _held(state: Path) -> bool:
     """The boot reached the provider and waits there (the fake's hold barrier)."""
     return (state / "held.log").exists()
@@ -111,12 +123,7 @@ async def test_routes_after_an_idle_pause_drop_the_dead_handle(
         owner.client, "POST", f"/api/sessions/{sid}/message", json={"content": "hi"}
     )
     assert status == 202, sent
-
-    async def paused() -> bool:
-        return await _status(db, sid) == "paused"
-
-    await eventually(paused, within=60)
-    await eventually(lambda: asyncio.sleep(0, not actor_alive(sid)), within=30)
+    await _idle_paused(db, sid)
 
     status, cancelled = await call(owner.client, "POST", f"/api/sessions/{sid}/cancel")
     assert status == 200 and cancelled["accepted"] is False
@@ -151,14 +158,7 @@ async def test_heartbeats_keep_a_session_from_the_idle_pause(
             assert await _status(db, sid) == "running"
             await asyncio.sleep(grace / 4)
         assert actor_alive(sid)
-
-        async def paused() -> bool:
-            return await _status(db, sid) == "paused"
-
         # Without them it is paused (reason inactivity) and its actor exits.
-        await eventually(paused, within=60)
-        record = await sessions.get_session(db, uuid.UUID(sid))
-        assert record is not None and record.pause_reason == "inactivity"
-        await eventually(lambda: asyncio.sleep(0, not actor_alive(sid)), within=30)
+        await _idle_paused(db, sid)
     finally:
         await session_client.kill_session_actor(sid)
