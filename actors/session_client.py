@@ -1,11 +1,25 @@
-"""What the API and other actors use to create sessions and reach their actors.
+"""The one facade through which the ingress (``api/``) and other actors reach sessions.
+
+Nothing in ``api/`` imports another module of :mod:`actors.session`: what a route needs
+is here (or re-exported from here).
 
 - :func:`create_session`: the one way a session comes to be (API, automations, Slack):
   the row, the ``created`` lifecycle event, and an eager start for ``immediate`` mode.
 - :func:`session_actor` / :func:`get_session_actor`: get-or-create the named actor
   ``session:<id>`` (namespace ``warren``, detached, ``num_cpus=0``, restarts forever).
 - :func:`existing_session_actor`: the actor if it is alive, without creating one.
+- :func:`call_live` (get-or-create, then call) and :func:`call_existing` (call the actor
+  only if one is alive): every route reaches an actor through one of them; both drop a
+  handle whose actor exited (a pause, an idle or expiry pause, a completed automation)
+  and try again.
 - :func:`build_init`: the ``init`` message (transcript from Postgres, cursor into JetStream).
+- The exceptions a call may raise on purpose, for routes to map to HTTP:
+  :class:`SessionGone` (404), :class:`SessionStopped` (409), :class:`SessionExiting`
+  (retried by :func:`call_live`), :class:`NothingToPause` (409), :class:`SessionUnavailable`
+  (503 with Retry-After).
+- The event-log readers the WebSocket relay uses (:func:`subscribe_events`,
+  :func:`cursor_is_retained`) and the git request types (:data:`GitRequest`,
+  :func:`action_of`).
 """
 
 from __future__ import annotations
@@ -21,12 +35,13 @@ import msgspec
 import ray
 from nats.js import JetStreamContext
 from ray.actor import ActorHandle
-from ray.exceptions import ActorDiedError, ActorUnavailableError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, TaskCancelledError
 
-from actors.session import SessionActor
-from actors.session_log import stream_last_seq
-from actors.session_pause import SessionExiting
-from actors.session_runtime import ProviderFactory
+from actors.session.actor import SessionActor
+from actors.session.errors import NothingToPause, SessionExiting, SessionGone, SessionStopped
+from actors.session.git import GitRequest, action_of
+from actors.session.log import cursor_is_retained, stream_last_seq, subscribe_events
+from actors.session.runtime import ProviderFactory
 from core.bus import Subjects
 from core.settings import Settings
 from schemas.sessions import (
@@ -39,6 +54,26 @@ from schemas.sessions import (
 )
 from store import messages as message_store
 from store import sessions as session_store
+
+__all__ = [
+    "GitRequest",
+    "NothingToPause",
+    "SessionExiting",
+    "SessionGone",
+    "SessionStopped",
+    "SessionUnavailable",
+    "action_of",
+    "cursor_is_retained",
+    "subscribe_events",
+]
+_GONE_ACTOR = (ActorDiedError, ActorUnavailableError, SessionExiting)
+"""What a call raises when the actor it reached has exited or is about to."""
+
+
+class SessionUnavailable(Exception):
+    """The session's actor could not be reached in time (it keeps exiting, or the call was
+    cancelled under it): the caller may retry shortly."""
+
 
 ACTOR_NAMESPACE = "warren"
 MAX_TASK_RETRIES = 3
@@ -137,7 +172,7 @@ async def call_live(
 ) -> tuple[ActorHandle[Any], Any]:
     """Call ``method`` on the session's actor, creating it if needed; returns (handle, result).
 
-    A paused session's actor exits (actors/session_pause.py): a cached handle may point at
+    A paused session's actor exits (actors/session/pause.py): a cached handle may point at
     a dead actor, or at one still finishing its pause (``SessionExiting``). Either way the
     handle is dropped and the call retried on the next actor (a fresh one boots from the
     snapshot), until :data:`LIVE_CALL_DEADLINE`.
@@ -149,13 +184,41 @@ async def call_live(
             handle = await get_session_actor(session_id, settings)
         try:
             return handle, await call_actor(handle, method, *args, **kwargs)
-        except (ActorDiedError, ActorUnavailableError, SessionExiting):
+        except _GONE_ACTOR:
             forget_actor(session_id)
             handle = None
             if asyncio.get_running_loop().time() >= deadline:
-                raise
+                raise SessionUnavailable(session_id) from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+        except SessionGone:
+            # The session was deleted: the actor this call created (or found) has nothing
+            # to do, ever.
+            await kill_session_actor(session_id)
+            raise
+        except TaskCancelledError:
+            raise SessionUnavailable(session_id) from None
+
+
+async def call_existing(
+    session_id: str, method: str, *args: Any, **kwargs: Any
+) -> tuple[bool, Any]:
+    """Call ``method`` on the session's actor if one is alive; returns (reached, result).
+
+    Never creates an actor. A cached handle whose actor exited is dropped and the name
+    looked up once more; (False, None) when no live actor answers.
+    """
+    for _ in range(2):
+        handle = await existing_session_actor(session_id)
+        if handle is None:
+            return False, None
+        try:
+            return True, await call_actor(handle, method, *args, **kwargs)
+        except _GONE_ACTOR:
+            forget_actor(session_id)
+        except TaskCancelledError:
+            raise SessionUnavailable(session_id) from None
+    return False, None
 
 
 async def publish_lifecycle(

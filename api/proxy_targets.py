@@ -24,8 +24,8 @@ from yarl import URL
 
 from api.errors import ApiError, not_found
 from api.proxy_http import upstream_client
-from sandboxes.local import DEFAULT_PORT_RANGE
-from sandboxes.ports import PortAllocator
+from sandboxes.errors import SandboxError
+from sandboxes.factory import ProviderConfig, get_provider
 from schemas.agent import ExposeState
 from schemas.sessions import SessionRecord
 from security import tokens
@@ -110,12 +110,13 @@ async def exposed_port(conn: HTTPConnection, secret_key: str, record: SessionRec
 
 
 def _held_by_other_sandbox(data_dir: str, record: SessionRecord, port: int) -> bool:
-    # The local provider reserves its ports under <data_dir>/sandboxes/.ports (see
-    # sandboxes/local.py); a port held there by another sandbox is another session's.
-    if record.sandbox_provider != "local":
-        return False
-    reservations = Path(data_dir) / "sandboxes" / ".ports"
-    owner = PortAllocator(reservations, DEFAULT_PORT_RANGE, lambda _: True).owner_of(port)
+    # Asked of the session's provider: sandboxes sharing a host (local) share its ports,
+    # and a port another sandbox holds is another session's.
+    try:
+        provider = get_provider(record.sandbox_provider, ProviderConfig(data_dir=Path(data_dir)))
+    except SandboxError:
+        return False  # a provider this replica cannot build holds no port on this host
+    owner = provider.port_holder(port)
     return owner is not None and owner != record.sandbox_id
 
 

@@ -129,6 +129,10 @@ class LocalSandboxProvider(SandboxProvider):
 
     # -- lookup ------------------------------------------------------------------------
 
+    def port_holder(self, port: int) -> str | None:
+        """The local sandbox that reserved ``port`` (every local sandbox shares this host)."""
+        return self._ports.owner_of(port)
+
     def _exists(self, sandbox_id: str) -> bool:
         return valid_sandbox_id(sandbox_id) and (self.root / sandbox_id).is_dir()
 

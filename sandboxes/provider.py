@@ -114,6 +114,14 @@ class SandboxProvider(abc.ABC):
     async def check_sandboxes(self, sandbox_ids: Sequence[str]) -> list[SandboxLiveness]:
         """Liveness of each id, in order. Side-effect-free: never starts or stops anything."""
 
+    def port_holder(self, port: int) -> str | None:
+        """The sandbox holding ``port`` on a host it shares with other sandboxes, if any.
+
+        A proxy to one session's port must not reach another session's. Providers that
+        give each sandbox a host of its own share no ports: None (the default).
+        """
+        return None
+
     @abc.abstractmethod
     async def resolve_tunnels(self, sandbox_id: str) -> SandboxHandle:
         """The URLs of a running sandbox. Raises :class:`SandboxNotFound` if it is gone."""

@@ -311,6 +311,23 @@ async def touch_activity(conn: Conn, session_id: uuid.UUID) -> None:
     await conn.execute("UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id)
 
 
+async def claim_actor_epoch(conn: Conn, session_id: uuid.UUID) -> int | None:
+    """Claim the next actor epoch of the session (a new actor incarnation); None if gone."""
+    value: int | None = await conn.fetchval(
+        "UPDATE sessions SET actor_epoch = actor_epoch + 1 WHERE id = $1 RETURNING actor_epoch",
+        session_id,
+    )
+    return value
+
+
+async def actor_epoch(conn: Conn, session_id: uuid.UUID) -> int | None:
+    """The epoch of the session's live actor incarnation; None if the session is gone."""
+    value: int | None = await conn.fetchval(
+        "SELECT actor_epoch FROM sessions WHERE id = $1", session_id
+    )
+    return value
+
+
 async def claim_initial_prompt(conn: Conn, session_id: uuid.UUID) -> str | None:
     """The initial prompt if it was never sent, marking it sent; else None (send once)."""
     value: str | None = await conn.fetchval(

@@ -23,12 +23,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session_core import SessionGone, SessionStopped
-from actors.session_pause import NothingToPause
+from actors.session_client import NothingToPause
 from api.deps import Caller, require_active_org
 from api.errors import ApiError, not_found
 from api.responses import json_response
-from api.routes.sessions import load_session
+from api.routes.sessions import actor_errors, load_session
 from api.state import AppState
 from artifacts.store import ArtifactError, ArtifactNotFound, ArtifactStore
 from schemas.sessions import (
@@ -78,18 +77,15 @@ async def pause(request: Request, session_id: str, caller: OrgMember) -> Respons
             return json_response(_paused(record.id, record.snapshot_id))
         raise ApiError(409, "the session has no sandbox to pause", code="not_running")
     try:
-        _, snapshot_id = await session_client.call_live(
-            sid, state.settings, "pause", "manual", handle=handle
-        )
+        with actor_errors():
+            _, snapshot_id = await session_client.call_live(
+                sid, state.settings, "pause", "manual", handle=handle
+            )
     except NothingToPause:
         current = await session_store.get_session(state.pool, record.id)
         if current is not None and current.status == "paused":
             return json_response(_paused(record.id, current.snapshot_id))
         raise ApiError(409, "the session has no sandbox to pause", code="not_running") from None
-    except SessionStopped:
-        raise _stopped() from None
-    except SessionGone:
-        raise not_found("session") from None
     session_client.forget_actor(sid)
     return json_response(_paused(record.id, snapshot_id))
 
@@ -105,12 +101,8 @@ async def resume(request: Request, session_id: str, caller: OrgMember) -> Respon
     state = _state(request)
     if record.status == "stopped":
         raise _stopped()
-    try:
+    with actor_errors():
         await session_client.call_live(str(record.id), state.settings, "ensure_runtime_ready")
-    except SessionStopped:
-        raise _stopped() from None
-    except SessionGone:
-        raise not_found("session") from None
     current = await session_store.get_session(state.pool, record.id) or record
     return json_response(current.view())
 
@@ -121,10 +113,10 @@ async def snapshot(request: Request, session_id: str, caller: OrgMember) -> Resp
     record = await load_session(request, caller, session_id)
     if record.status != "running" or record.sandbox_id is None:
         raise ApiError(409, "the session has no running sandbox", code="not_running")
-    handle = await session_client.existing_session_actor(str(record.id))
-    if handle is None:
+    with actor_errors():
+        reached, result = await session_client.call_existing(str(record.id), "save_snapshot")
+    if not reached:
         raise ApiError(409, "the session has no running sandbox", code="not_running")
-    result = await session_client.call_actor(handle, "save_snapshot")
     if not result.success or result.data is None:
         raise ApiError(409, result.result, code="snapshot_failed")
     return json_response(

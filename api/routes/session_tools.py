@@ -3,7 +3,7 @@
 Only the session's own sandbox may call (its bearer sandbox token; anything else is 403).
 Unknown tools are 404, arguments that don't fit the tool's schema 400 naming the field
 (``args.commands[0].name``). The call runs in the session actor once per
-``tool_call_id`` (see actors/session_tools.py); a call whose response is already recorded is
+``tool_call_id`` (see actors/session/tools.py); a call whose response is already recorded is
 answered from Postgres without waking the actor. Actor failures answer 503 so the plugin
 retries with the same id.
 """
@@ -18,7 +18,7 @@ from ray.exceptions import RayError
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session_core import SessionGone, SessionStopped
+from actors.session_client import SessionGone, SessionStopped, SessionUnavailable
 from api.body import body, field_of
 from api.errors import ApiError, not_found
 from api.openapi import json_body
@@ -74,14 +74,13 @@ async def tool_callback(request: Request, session_id: str, tool: str) -> Respons
     if record.status == "stopped":
         raise ApiError(409, "the session is stopped", code="session_stopped")
     try:
-        handle = await session_client.get_session_actor(session_id, state.settings)
-        response = await session_client.call_actor(
-            handle, "tool_call", name, call.tool_call_id, call.args
+        _, response = await session_client.call_live(
+            session_id, state.settings, "tool_call", name, call.tool_call_id, call.args
         )
     except SessionStopped:
         raise ApiError(409, "the session is stopped", code="session_stopped") from None
     except SessionGone:
         raise not_found("session") from None
-    except RayError:
+    except (RayError, SessionUnavailable):
         raise ApiError(503, "the session is unavailable, retry the call") from None
     return json_response(response)

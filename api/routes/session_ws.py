@@ -19,7 +19,7 @@ passed to the session actor by name.
 
 Git: ``get_git_status`` and the mutations (``git_create_branch``, ``git_commit``,
 ``git_push``, ``git_create_pr``) run one at a time per socket, in order, through the
-actor (:mod:`actors.session_git`); the answer (``git_status`` or ``git_result``, seq 0)
+actor (:mod:`actors.session.git`); the answer (``git_status`` or ``git_result``, seq 0)
 goes to the asking socket only, like the gateway's replies: it is not an event of the
 session's log and other clients are not told. Only the session's creator (or anyone, for a
 session without one) may run mutations; others get ``git_result`` with success false.
@@ -42,10 +42,15 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from actors import session_client
-from actors.session_core import SessionGone, SessionStopped
-from actors.session_git import GitRequest, action_of
-from actors.session_log import cursor_is_retained, subscribe_events
-from actors.session_pause import SessionExiting
+from actors.session_client import (
+    GitRequest,
+    SessionExiting,
+    SessionGone,
+    SessionStopped,
+    action_of,
+    cursor_is_retained,
+    subscribe_events,
+)
 from api.deps import require_ws_user
 from api.errors import ApiError
 from api.state import AppState

@@ -3,7 +3,10 @@
 Every route is scoped by the caller's org: another org's session is 404, exactly like one
 that does not exist. Service tokens (internal callers such as Slack) may prompt, cancel,
 read the status of and eager-start any session. Live work is asked of the session actor by
-name; this replica holds no session state.
+name, always through :func:`actors.session_client.call_live` (get-or-create) or
+:func:`~actors.session_client.call_existing` (only a live actor), which drop a handle whose
+actor exited; this replica holds no session state. What an actor raises on purpose maps to
+HTTP in :func:`actor_errors`.
 
 ``Idempotency-Key`` (create, message): the first response is stored in Postgres and replayed
 for the same key; a duplicate while the first is still running gets 409, and the same key
@@ -12,9 +15,10 @@ with a different body 422.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -23,7 +27,7 @@ from ray.exceptions import RayError
 from starlette.responses import Response
 
 from actors import session_client
-from actors.session_core import SessionGone, SessionStopped
+from actors.session_client import SessionGone, SessionStopped, SessionUnavailable
 from api.body import convert, decode, read_body
 from api.deps import Caller, parse_uuid, require_active_org, require_caller, require_service
 from api.errors import ApiError, not_found
@@ -78,6 +82,25 @@ async def load_session(request: Request, caller: Caller, session_id: str) -> Ses
     if record is None:
         raise not_found("session")
     return record
+
+
+@contextlib.contextmanager
+def actor_errors() -> Iterator[None]:
+    """Map what a session actor raises on purpose to HTTP (stopped 409, deleted 410,
+    changing state 503 with Retry-After)."""
+    try:
+        yield
+    except SessionStopped:
+        raise ApiError(409, "the session is stopped", code="session_stopped") from None
+    except SessionGone:
+        raise ApiError(410, "the session was deleted", code="session_gone") from None
+    except SessionUnavailable:
+        raise ApiError(
+            503,
+            "the session is changing state, retry shortly",
+            code="session_unavailable",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 async def _idempotent(
@@ -206,12 +229,10 @@ async def rename_session(request: Request, session_id: str, caller: OrgMember) -
     )
     if renamed is None:
         raise not_found("session")
-    handle = await session_client.existing_session_actor(str(record.id))
-    if handle is not None:
-        try:
-            await session_client.call_actor(handle, "rename", req.title)
-        except RayError:
-            pass  # the title is stored; live clients see it on their next init
+    try:
+        await session_client.call_existing(str(record.id), "rename", req.title)
+    except (RayError, SessionUnavailable):
+        pass  # the title is stored; live clients see it on their next init
     return json_response(renamed.view())
 
 
@@ -222,12 +243,11 @@ async def delete_session(request: Request, session_id: str, caller: OrgMember) -
     state = _state(request)
     sid = str(record.id)
     live = record.sandbox_id is not None or record.status in ("starting", "running")
-    handle = await session_client.existing_session_actor(sid)
-    if handle is None and live:
-        handle = await session_client.get_session_actor(sid, state.settings)
-    if handle is not None:
-        await session_client.call_actor(handle, "terminate", "manual")
-        await session_client.kill_session_actor(sid)
+    with actor_errors():
+        reached, _ = await session_client.call_existing(sid, "terminate", "manual")
+        if not reached and live:
+            await session_client.call_live(sid, state.settings, "terminate", "manual")
+    await session_client.kill_session_actor(sid)
     if not await session_store.soft_delete(state.pool, record.id, record.org_id):
         raise not_found("session")
     return Response(status_code=204)
@@ -251,7 +271,7 @@ async def send_message(request: Request, session_id: str, caller: AnyCaller) -> 
     source = req.source if caller.kind == "service" and req.source else default_source
 
     async def run() -> tuple[int, Any]:
-        try:
+        with actor_errors():
             # call_live: a paused session's actor is gone (or exiting); the next one resumes.
             await session_client.call_live(
                 sid,
@@ -263,10 +283,6 @@ async def send_message(request: Request, session_id: str, caller: AnyCaller) -> 
                 str(caller.user_id) if caller.user_id else None,
                 source,
             )
-        except SessionStopped:
-            raise ApiError(409, "the session is stopped", code="session_stopped") from None
-        except SessionGone:
-            raise not_found("session") from None
         return 202, SendMessageResponse(message_id=message_id, session_id=record.id)
 
     return await _idempotent(request, record.org_id, f"sessions.message:{sid}", raw, run)
@@ -291,18 +307,18 @@ async def session_status(request: Request, session_id: str, caller: AnyCaller) -
 async def cancel(request: Request, session_id: str, caller: AnyCaller) -> Response:
     """Abort the agent's current work (``accepted`` false when nothing ran)."""
     record = await load_session(request, caller, session_id)
-    handle = await session_client.existing_session_actor(str(record.id))
-    cancelled = False
-    if handle is not None:
-        cancelled = bool(await session_client.call_actor(handle, "cancel"))
-    return json_response(Accepted(accepted=cancelled))
+    with actor_errors():
+        _, cancelled = await session_client.call_existing(str(record.id), "cancel")
+    return json_response(Accepted(accepted=bool(cancelled)))
 
 
 @router.post("/{session_id}/heartbeat")
 async def heartbeat(request: Request, session_id: str, caller: AnyCaller) -> Response:
-    """Record activity (keeps an idle session from being paused)."""
+    """Record activity: the live actor's idle grace starts over (no actor: nothing to keep)."""
     record = await load_session(request, caller, session_id)
     await session_store.touch_activity(_state(request).pool, record.id)
+    with actor_errors():
+        await session_client.call_existing(str(record.id), "heartbeat")
     return json_response(Accepted())
 
 
@@ -312,6 +328,6 @@ async def eager_start(request: Request, session_id: str, caller: Service) -> Res
     record = await load_session(request, caller, session_id)
     if record.status == "stopped":
         raise ApiError(409, "the session is stopped", code="session_stopped")
-    handle = await session_client.get_session_actor(str(record.id), _state(request).settings)
-    await session_client.call_actor(handle, "eager_start")
+    with actor_errors():
+        await session_client.call_live(str(record.id), _state(request).settings, "eager_start")
     return json_response(Accepted(), 202)

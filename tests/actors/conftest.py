@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
-from actors.session_runtime import ProviderFactory
+from actors.session.runtime import ProviderFactory
 from core.bus import Subjects, connect, declare_streams
 from core.migrate import apply_migrations
 from core.settings import Settings

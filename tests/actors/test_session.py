@@ -7,7 +7,7 @@ import asyncio
 import ray
 
 from actors import session_client
-from actors.session_runtime import ProviderFactory
+from actors.session.runtime import ProviderFactory
 from core.settings import Settings
 from schemas.sessions import ClientInfo
 from tests.actors.conftest import SessionFactory, eventually

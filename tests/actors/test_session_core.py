@@ -11,11 +11,11 @@ import asyncpg
 import msgspec
 from nats.js import JetStreamContext
 
+from actors.session.core import SessionCore
+from actors.session.log import read_events, subject_last_seq
+from actors.session.runtime import ProviderFactory
+from actors.session.tools import ToolRunner
 from actors.session_client import build_init
-from actors.session_core import SessionCore
-from actors.session_log import read_events, subject_last_seq
-from actors.session_runtime import ProviderFactory
-from actors.session_tools import ToolRunner
 from actors.transcript import Transcript
 from artifacts.factory import artifact_store_from_settings
 from core.bus import Subjects
@@ -132,7 +132,13 @@ async def test_restart_mid_stream_recovers_and_completes(
         assert answer.content == "".join(tokens) and answer.is_complete
         seqs = [s for s, _ in found]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-        stored, _ = await messages.load_transcript(pool, record.id, 10**12)
+        # The answer reaches Postgres right after its completion's ack: wait for it there.
+        async with asyncio.timeout(30):
+            while True:
+                stored, _ = await messages.load_transcript(pool, record.id, 10**12)
+                if stored[-1].role == "assistant":
+                    break
+                await asyncio.sleep(0.05)
         assert stored[-1].content == "".join(tokens)
         # Only one stub for the answer: the restart did not start it over.
         stubs = [e for _, e in found if isinstance(e, MessageEvent)]

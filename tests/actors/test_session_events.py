@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from actors.session_events import EventProcessor, coalesce_tokens, snapshot_events
+from actors.session.events import EventProcessor, coalesce_tokens, snapshot_events
 from actors.transcript import Transcript
 from schemas.sessions import (
     Error,

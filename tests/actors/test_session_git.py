@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from actors.session_git import (
+from actors.session.git import (
     action_of,
     github_host,
     may_change,

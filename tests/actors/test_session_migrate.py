@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.session_migrate import decide
+from actors.session.migrate import decide
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 from nats.js import JetStreamContext
 
-from actors.session_core import SessionCore
-from actors.session_runtime import ProviderFactory
-from actors.session_tools import ToolRunner
+from actors.session.core import SessionCore
+from actors.session.runtime import ProviderFactory
+from actors.session.tools import ToolRunner
 from core.settings import Settings
 from schemas.sessions import ToolStart
 from store import sessions

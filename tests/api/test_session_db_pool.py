@@ -2,7 +2,7 @@
 
 Every live session actor has its own asyncpg pool; with hundreds of actors, pools that
 keep connections would exhaust Postgres' ``max_connections`` (100 by default). Actor
-pools close idle connections within seconds (actors/session_core.py), so after a quiet
+pools close idle connections within seconds (actors/session/core.py), so after a quiet
 spell 30 live actors hold none. Sandboxes are the fake OpenCode (the subject is the pool).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from actors import session_client
-from actors.session_core import ACTOR_POOL_IDLE_SECONDS
+from actors.session.core import ACTOR_POOL_IDLE_SECONDS
 from core.settings import Settings
 from tests.api.accounts import call
 from tests.api.conftest import AccountFactory

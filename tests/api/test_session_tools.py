@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from actors import session_client
 from core.settings import Settings
 from security import tokens
+from store import sessions
 from tests.api.accounts import assert_error, call
 from tests.api.conftest import AccountFactory
+from tests.api.test_session_pause import actor_alive, eventually
 from tests.fakes.opencode import FakeOpenCode, fake_provider
 
 
@@ -137,3 +141,26 @@ async def test_setup_only_tool_refuses_coding_sessions(sandbox: Sandbox) -> None
     )
     assert status == 200
     assert response["success"] is False and "setup" in response["result"]
+
+
+async def test_automation_complete_stops_the_session_and_its_actor_exits(
+    sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    sid = sandbox.session_id
+    args = {"run_id": "run-1", "completion_id": "done-1", "outcome": "succeeded"}
+    status, answer = await sandbox.tool("automation.complete", "done-1", args)
+    assert status == 200 and answer["success"] is True
+    assert actor_alive(sid)
+
+    async def stopped() -> bool:
+        record = await sessions.get_session(db, uuid.UUID(sid))
+        return record is not None and record.status == "stopped"
+
+    await eventually(stopped)
+    # The session is over: its detached actor (and its NATS connection) goes too.
+    await eventually(lambda: asyncio.sleep(0, not actor_alive(sid)), within=30)
+    record = await sessions.get_session(db, uuid.UUID(sid))
+    assert record is not None and record.stop_reason == "completed"
+    # A late retry of the same completion still gets its recorded answer.
+    status, again = await sandbox.tool("automation.complete", "done-1", args)
+    assert status == 200 and again == answer

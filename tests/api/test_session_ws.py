@@ -217,10 +217,17 @@ async def test_actor_killed_mid_stream_client_still_gets_everything(live: Live) 
     assert_exactly_once_in_order(client.logged())
     answer = transcript_of(client).snapshot()[-1]
     assert answer.content == "".join(tokens) and answer.is_complete
-    # A fresh client (no cursor) gets the same transcript from Postgres.
-    fresh = await live.connect()
-    init = await fresh.recv()
-    assert init["type"] == "init"
+    # A fresh client (no cursor) gets the same transcript from Postgres, once the answer
+    # is stored there (right after its completion's ack).
+    async with asyncio.timeout(30):
+        while True:
+            fresh = await live.connect()
+            init = await fresh.recv()
+            assert init["type"] == "init"
+            if len(init["messages"]) == 2:
+                break
+            await fresh.ws.close()
+            await asyncio.sleep(0.1)
     assert [m["content"] for m in init["messages"]] == ["survive", "".join(tokens)]
     # And a client resuming from the very start of the prompt replays it exactly.
     first_seq = client.logged()[0]["seq"]

@@ -494,7 +494,13 @@ class FakeSandboxProvider(SandboxProvider):
         return await self.create_sandbox(opts)
 
     async def create_sandbox(self, opts: CreateSandboxOptions) -> SandboxHandle:
-        """A new sandbox id on the same fake server."""
+        """A new sandbox id on the same fake server; waits while ``hold-create`` exists in
+        the state dir (a test's barrier: a boot stuck in the provider)."""
+        hold = self.state / "hold-create"
+        if hold.exists():
+            self._append("held.log", opts.session_id)
+            while hold.exists():  # noqa: ASYNC110 (the test is another process)
+                await asyncio.sleep(0.05)
         sandbox_id = "fake_" + secrets.token_hex(6)
         self._append("created.log", sandbox_id)
         return self._handle(sandbox_id)
@@ -552,5 +558,5 @@ class FakeSandboxProvider(SandboxProvider):
 
 
 def fake_provider(opencode_url: str, state_dir: str, settings: Settings) -> SandboxProvider:
-    """A :data:`actors.session_runtime.ProviderFactory` (bind the first two with partial)."""
+    """A :data:`actors.session.runtime.ProviderFactory` (bind the first two with partial)."""
     return FakeSandboxProvider(opencode_url, state_dir)

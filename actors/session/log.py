@@ -5,6 +5,13 @@ time and waits for the stream's ack, so events are stored in the order they were
 and the ack's sequence is the event's ``seq``. A publish that fails is retried with the same
 ``Nats-Msg-Id``, so the stream's duplicate window drops a copy that did arrive.
 
+Fencing: every publish carries ``Nats-Expected-Last-Subject-Sequence`` (the subject's last
+sequence as this writer knows it), a header, not an extra round trip. JetStream refuses it
+when someone else wrote the subject meanwhile. The writer then asks whether it is still the
+live incarnation (:attr:`EventLog.is_current`, the actor's epoch in Postgres): the live one
+re-reads the subject's last sequence and publishes; an old one (a zombie Ray replaced) is
+fenced for good: it raises :class:`EventLogFenced` now and on every later publish.
+
 Readers (the WebSocket ingress, the actor rebuilding its state after a restart) use
 :func:`subscribe_events`: an ordered consumer starting at a given sequence, filtered on the
 session's subject, which replays what is stored and then follows live without a gap.
@@ -24,7 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from core.backoff import Backoff
 from core.bus import Subjects, declare_streams
@@ -43,6 +50,8 @@ from schemas.sessions import (
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 5.0
+WRONG_LAST_SEQUENCE = 10071
+"""JetStream's error code for a publish whose expected last sequence is not the subject's."""
 MAX_EVENT_BYTES = 512 * 1024
 """Largest event payload published (NATS' default max_payload is 1 MiB)."""
 TRUNCATED_TEXT = 64 * 1024
@@ -183,11 +192,21 @@ async def read_events(
         await sub.unsubscribe()
 
 
+class EventLogFenced(Exception):
+    """A newer incarnation of the session's actor writes its event log: this one must stop."""
+
+
 class EventLog:
     """The session actor's writer for its event log and for lifecycle events."""
 
     def __init__(
-        self, nats: NATS, subjects: Subjects, session_id: str, *, stream_max_bytes: int
+        self,
+        nats: NATS,
+        subjects: Subjects,
+        session_id: str,
+        *,
+        stream_max_bytes: int,
+        is_current: Callable[[], Awaitable[bool]],
     ) -> None:
         self.nats = nats
         self.stream_max_bytes = stream_max_bytes
@@ -199,6 +218,11 @@ class EventLog:
         self.last_seq = 0
         """A sequence no later event can be at or below (the last ack, or the stream's
         last sequence at start)."""
+        self.subject_seq = 0
+        """The session's newest event as this writer knows it: what each publish expects."""
+        self.is_current = is_current
+        """Whether this writer's incarnation is still the session's live one."""
+        self.fenced = False
         self._incarnation = secrets.token_hex(4)
         self._counter = 0
 
@@ -212,14 +236,24 @@ class EventLog:
         except NotFoundError:
             await declare_streams(self.js, self.subjects, max_bytes=self.stream_max_bytes)
             self.last_seq = await stream_last_seq(self.js, self.subjects)
+        self.subject_seq = await subject_last_seq(self.js, self.subjects, self.session_id)
 
     async def publish(self, event: ServerMessage) -> int:
-        """Store ``event``; returns its sequence. Retries until JetStream acks it."""
+        """Store ``event``; returns its sequence. Retries until JetStream acks it.
+
+        Raises :class:`EventLogFenced` once a newer incarnation owns the log.
+        """
+        if self.fenced:
+            raise EventLogFenced(self.session_id)
         payload = fit_event(event)
         self._counter += 1
-        headers = {"Nats-Msg-Id": f"{self.session_id}:{self._incarnation}:{self._counter}"}
+        msg_id = f"{self.session_id}:{self._incarnation}:{self._counter}"
         backoff = Backoff(0.1, 5.0)
         while True:
+            headers = {
+                "Nats-Msg-Id": msg_id,
+                "Nats-Expected-Last-Subject-Sequence": str(self.subject_seq),
+            }
             try:
                 ack = await self.js.publish(
                     self.subject,
@@ -230,13 +264,29 @@ class EventLog:
                 )
                 break
             except Exception as exc:  # any NATS failure: the same msg id makes a retry safe
+                if isinstance(exc, APIError) and exc.err_code == WRONG_LAST_SEQUENCE:
+                    await self._refused()
+                    continue
                 if self.nats.is_closed:
                     raise  # the actor is shutting down
                 log.warning("publishing session event failed, retrying: %s", type(exc).__name__)
                 await asyncio.sleep(backoff.next())
+        self.subject_seq = int(ack.seq)
         self.last_seq = max(self.last_seq, int(ack.seq))
         actor_metrics().events_published.inc()
         return int(ack.seq)
+
+    async def _refused(self) -> None:
+        """The subject moved under this writer: go on after it if live, else stop."""
+        if not await self.is_current():
+            self.fenced = True
+            log.error(
+                "session %s: a newer actor owns the event log; this one stops", self.session_id
+            )
+            raise EventLogFenced(self.session_id)
+        # Live: an old incarnation wrote before it noticed (or an earlier try of this very
+        # message landed; its msg id makes the retry a duplicate).
+        self.subject_seq = await subject_last_seq(self.js, self.subjects, self.session_id)
 
     async def lifecycle(self, event: SessionLifecycleEvent, *, attempts: int = 6) -> bool:
         """Publish a lifecycle event on ``sessions.lifecycle``; False if every try failed.

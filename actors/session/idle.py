@@ -4,7 +4,7 @@ Every ``settings.idle_check_seconds`` the actor checks the predicate: a sandbox 
 WebSocket client, no proxy connection, no tool callback in flight, no tool running, the
 agent idle, no migration, and the grace period (``idle_grace_web_seconds``, or
 ``idle_grace_automation_seconds`` for automation and Slack sessions) elapsed since the last
-activity. Then the session is paused with reason ``inactivity`` (:mod:`actors.session_pause`)
+activity. Then the session is paused with reason ``inactivity`` (:mod:`actors.session.pause`)
 and the actor exits. After :data:`MAX_FAILURES` failed attempts in a row the session is
 stopped with reason ``auto_pause_failed``.
 
@@ -19,15 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from actors.session_pause import NothingToPause, current_sandbox_id, pause_session
+from actors.session.errors import NothingToPause
+from actors.session.pause import current_sandbox_id, pause_session
 from core.metrics import lifecycle_metrics
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
-    from actors.session_tools import ToolRunner
+    from actors.session.core import SessionCore
+    from actors.session.tools import ToolRunner
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,9 @@ _AUTOMATION_CLIENTS = ("automation", "slack")
 class IdleWatcher:
     """Tracks proxy connections and pauses the session once it is idle."""
 
-    def __init__(self, core: SessionCore, tools: ToolRunner, on_exit: Callable[[], None]) -> None:
+    def __init__(self, core: SessionCore, tools: ToolRunner) -> None:
         self.core = core
         self.tools = tools
-        self._on_exit = on_exit
         self.proxies: dict[str, float] = {}
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
@@ -54,12 +53,12 @@ class IdleWatcher:
     def proxy_opened(self, conn_id: str) -> None:
         """A replica has proxy connections to this session (or still has them)."""
         self.proxies[conn_id] = time.monotonic()
-        self.core.last_activity = time.monotonic()
+        self.core.touch()
 
     def proxy_closed(self, conn_id: str) -> None:
         """A replica's proxy connections to this session are gone."""
         self.proxies.pop(conn_id, None)
-        self.core.last_activity = time.monotonic()
+        self.core.touch()
 
     def proxy_connections(self) -> int:
         """Replicas with proxy connections heard from recently."""
@@ -81,13 +80,14 @@ class IdleWatcher:
     def blocker(self) -> str | None:
         """Why the session is not idle now (None: it is)."""
         core = self.core
-        if core.exiting or core.stopping:
+        phase = core.state.phase
+        if core.state.ending:
             return "exiting"
-        if core.migrating:
+        if phase == "migrating":
             return "migrating"
         if current_sandbox_id(core) is None:
             return "no sandbox"
-        if core.booting_task() is not None:
+        if phase == "booting":
             return "booting"
         if core.connected_clients():
             return "clients"
@@ -99,7 +99,7 @@ class IdleWatcher:
             return "agent busy"
         if any(m.tools_running() for m in core.transcript.messages.values()):
             return "tool running"
-        if time.monotonic() - core.last_activity < self.grace_seconds():
+        if core.idle_seconds() < self.grace_seconds():
             return "grace"
         return None
 
@@ -125,7 +125,8 @@ class IdleWatcher:
                 log.exception("session %s: idle check failed", self.core.session_id)
 
     async def check(self) -> bool:
-        """Pause the session if it is idle; True once the actor is to exit."""
+        """Pause the session if it is idle; True once it is paused or stopped (the actor
+        then exits on its own)."""
         if self.blocker() is not None:
             return False
         try:
@@ -146,9 +147,7 @@ class IdleWatcher:
                 return False
             lifecycle_metrics().idle_snapshots.inc(tags={"outcome": "gave_up"})
             await self.core.terminate("auto_pause_failed")
-            self._on_exit()
             return True
         self.failures = 0
         lifecycle_metrics().idle_snapshots.inc(tags={"outcome": "ok"})
-        self._on_exit()
         return True

@@ -2,7 +2,7 @@
 
 :class:`Runtime` does the mechanics and nothing else (no Postgres, no client events): find
 or boot the sandbox through the provider, find or create the OpenCode session, keep the
-event stream open. :class:`actors.session_core.SessionCore` drives it and records what
+event stream open. :class:`actors.session.core.SessionCore` drives it and records what
 happened.
 """
 

@@ -12,7 +12,7 @@ the session (:class:`MigrationWatcher`):
   destroyed and the runtime reconnected (``running``, lifecycle ``migrated``). The next
   check follows the new sandbox's expiry.
 - **No clients**: the session is paused (reason ``inactivity``) and the actor exits, as
-  after an idle snapshot (:mod:`actors.session_pause`).
+  after an idle snapshot (:mod:`actors.session.pause`).
 
 A migration that fails before the row moved leaves the session on the old sandbox if it is
 still alive (clients get an ``error``; the check is retried after
@@ -26,20 +26,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from actors.session_pause import NothingToPause, pause_session
-from actors.session_runtime import Runtime, sandbox_options
+from actors.session.errors import NothingToPause
+from actors.session.pause import pause_session
+from actors.session.runtime import Runtime, sandbox_options
 from core.metrics import lifecycle_metrics
 from schemas.sessions import Error, Status
 from store import sessions as session_store
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
+    from actors.session.core import SessionCore
     from sandboxes.provider import SandboxProvider
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,8 @@ def decide(ws_clients: int, client_type: str) -> Decision:
 class MigrationWatcher:
     """Runs the expiry check of one session (see the module docstring)."""
 
-    def __init__(self, core: SessionCore, on_exit: Callable[[], None]) -> None:
+    def __init__(self, core: SessionCore) -> None:
         self.core = core
-        self._on_exit = on_exit
         self._not_before = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -111,9 +110,11 @@ class MigrationWatcher:
                 self._not_before = time.time() + RETRY_SECONDS
 
     async def check(self) -> bool:
-        """Migrate or pause now; True once the actor is to exit."""
+        """Migrate or pause now; True once the session is paused or stopped (the actor
+        then exits on its own)."""
         core = self.core
-        if core.exiting or core.stopping or core.migrating or core.booting_task() is not None:
+        if core.state.phase != "running":
+            # Booting, migrating, pausing or stopping: check again once that is over.
             await asyncio.sleep(IDLE_POLL_SECONDS)
             return False
         record = core.record
@@ -129,30 +130,29 @@ class MigrationWatcher:
                 self._not_before = time.time() + RETRY_SECONDS
                 return False
             lifecycle_metrics().migrations.inc(tags={"outcome": "paused"})
-            self._on_exit()
             return True
         outcome = await migrate(core)
         lifecycle_metrics().migrations.inc(tags={"outcome": outcome})
         if outcome == "failed":
             self._not_before = time.time() + RETRY_SECONDS
-        if outcome == "stopped":
-            self._on_exit()
-            return True
-        return False
+        return outcome == "stopped"
 
 
 async def migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"]:
     """Move the session to a new sandbox booted from a snapshot of the current one."""
-    # ``migrating`` is only ever set with the gate held: whoever gets the gate after a
+    # ``migrating`` is only ever entered with the gate held: whoever gets the gate after a
     # migration (a prompt, a pause) finds it over.
     async with core.prompt_gate:
-        core.migrating = True
+        if core.state.phase != "running":
+            return "failed"  # paused, stopped or re-booting while the gate was busy
+        await core.state.to("migrating")
         try:
             await core.emit([Status(status="migrating")])
             return await _migrate(core)
         finally:
-            core.migrating = False
-            core.boot_event = None
+            if core.state.at("migrating"):
+                # Broke off outside the handled steps: the next connect or prompt re-boots.
+                await core.state.to("failed")
 
 
 async def _migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"]:
@@ -178,11 +178,9 @@ async def _migrate(core: SessionCore) -> Literal["migrated", "failed", "stopped"
         await provider.terminate(old_id)
     except Exception:  # a leftover is the sweeper's; the session is fine
         log.warning("session %s: terminating the old sandbox failed", core.session_id)
-    core.migrating = False
-    core.boot_event = "migrated"
     try:
         # Recovers the new sandbox from the row, reconnects OpenCode and its event stream,
-        # says ``running`` and publishes ``migrated``.
+        # says ``running`` and publishes ``migrated`` (migrating -> booting -> running).
         await core.ensure_ready()
     except Exception:
         # Reported by the boot (error status, row failed); a connect or prompt retries.
@@ -277,7 +275,7 @@ async def _failed(
                 await _env(old.provider, old_id, "apply")
             except Exception:
                 log.warning("session %s: re-applying secret files failed", core.session_id)
-        core.migrating = False
+        await core.state.to("running")
         await core.emit(
             [
                 Error(message=f"moving to a new sandbox failed: {detail}", code="migration_failed"),

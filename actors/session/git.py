@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import urllib.parse
 import uuid
 from collections.abc import Sequence
 
-from actors.session_core import SessionCore, SessionGone, SessionStopped
+from actors.session.core import SessionCore
+from actors.session.errors import SessionGone, SessionStopped
 from integrations.github_client import GitHubClient
 from integrations.github_pulls import GitHubPullRequests
 from sandboxes.git_ops import commit, create_branch, git_status
@@ -117,7 +117,7 @@ class SessionGit:
         runtime = core.runtime
         if runtime is None or runtime.handle is None:
             raise RuntimeError("the sandbox is not running")
-        core.last_activity = time.monotonic()
+        core.touch()
         return provider_exec(runtime.provider, runtime.handle.sandbox_id, timeout=GIT_EXEC_TIMEOUT)
 
     async def status(self, workspace_path: str | None) -> GitState | GitResult:

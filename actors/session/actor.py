@@ -2,7 +2,7 @@
 
 Ray's named-actor uniqueness makes it the session's single owner (no leases). It is
 detached, takes no CPU and restarts forever; everything it holds is rebuilt on start from
-Postgres, JetStream and the sandbox (see :mod:`actors.session_core`), and every method is
+Postgres, JetStream and the sandbox (see :mod:`actors.session.core`), and every method is
 idempotent, so Ray may retry calls that were in flight when it died. All methods are async
 and never block the event loop. Create or find it with :mod:`actors.session_client`.
 """
@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 import ray
 
-from actors.session_core import SessionCore
-from actors.session_git import GitRequest, SessionGit
-from actors.session_idle import IdleWatcher
-from actors.session_migrate import MigrationWatcher
-from actors.session_pause import SessionExiting, pause_session
-from actors.session_runtime import ProviderFactory
-from actors.session_tools import ToolRunner
+from actors.session.core import SessionCore
+from actors.session.errors import SessionExiting
+from actors.session.git import GitRequest, SessionGit
+from actors.session.idle import IdleWatcher
+from actors.session.migrate import MigrationWatcher
+from actors.session.pause import pause_session
+from actors.session.runtime import ProviderFactory
+from actors.session.tools import ToolRunner
 from core.settings import Settings
 from schemas.git import GitResult, GitState
 from schemas.sessions import ClientInfo, MessageSource, PauseReason
@@ -49,10 +49,11 @@ class SessionActor:
         # reconnects to its sandbox even if no client calls it.
         self._core.schedule_start()
         self._exit_ref: Any = None
-        self._idle = IdleWatcher(self._core, self._tools, self._exit_soon)
+        self._idle = IdleWatcher(self._core, self._tools)
         self._idle.start()
-        self._migration = MigrationWatcher(self._core, self._exit_soon)
+        self._migration = MigrationWatcher(self._core)
         self._migration.start()
+        self._core.spawn(self._exit_when_over())
 
     async def ping(self) -> int:
         """Liveness; returns the actor's process id (benchmarks measure it)."""
@@ -73,6 +74,11 @@ class SessionActor:
         """The client is still there (sent periodically by the ingress)."""
         await self._core.started()
         self._core.client_connected(conn_id)
+
+    async def heartbeat(self) -> None:
+        """Someone uses the session (``POST .../heartbeat``): the idle grace starts over."""
+        await self._core.started()
+        self._core.touch()
 
     async def client_disconnected(self, conn_id: str) -> None:
         """A WebSocket client left."""
@@ -100,7 +106,7 @@ class SessionActor:
     ) -> str:
         """Broadcast the prompt and send it to the agent; idempotent per ``message_id``."""
         self._refuse_if_exiting()
-        self._core.last_activity = time.monotonic()
+        self._core.touch()
         return await self._core.prompt(
             message_id, content, images, sender_id=sender_id, source=source
         )
@@ -146,9 +152,7 @@ class SessionActor:
 
         Returns the snapshot id. Raises ``NothingToPause`` when there is no sandbox.
         """
-        snapshot_id = await pause_session(self._core, reason)
-        self._exit_soon()
-        return snapshot_id
+        return await pause_session(self._core, reason)
 
     async def proxy_opened(self, conn_id: str) -> None:
         """A replica has proxy connections to this session (never boots anything)."""
@@ -160,17 +164,27 @@ class SessionActor:
 
     async def exit_now(self) -> None:
         """Release everything and end this actor for good; called by the actor itself
-        after a pause.
+        once the session is paused or stopped.
 
         ``ray.actor.exit_actor()`` is not enough: Ray restarts an actor with
         ``max_restarts=-1`` after it, so the actor kills itself without restart instead.
         """
+        # The reply of the call that paused or stopped goes out before this call ends, and
+        # calls arriving meanwhile are answered (stopped, exiting) before connections close.
+        await asyncio.sleep(EXIT_GRACE_SECONDS)
         await self._tools.close()
         await self._core.close()
-        # The reply of the call that paused went out before this call ran; give it time
-        # to reach its caller before the process ends.
-        await asyncio.sleep(EXIT_GRACE_SECONDS)
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    async def _exit_when_over(self) -> None:
+        # A paused or stopped session has no actor: whichever way it got there (a pause,
+        # the idle or expiry check, a failed migration, an automation's completion, DELETE).
+        try:
+            await self._core.started()
+        except Exception:  # no session: every call raises SessionGone; the caller kills it
+            return
+        await self._core.state.wait_for("paused", "stopped")
+        self._exit_soon()
 
     def _exit_soon(self) -> None:
         # exit_actor() must run inside an actor task; a call to ourselves provides one,
@@ -179,11 +193,9 @@ class SessionActor:
         self._exit_ref = me.exit_now.remote()
 
     def _refuse_if_exiting(self) -> None:
-        if self._core.exiting:
+        if self._core.state.exiting:
             raise SessionExiting(self._core.session_id)
 
     async def terminate(self, reason: str = "manual") -> None:
-        """Destroy the sandbox and stop the session; the caller then kills the actor."""
+        """Destroy the sandbox and stop the session; the actor exits afterwards."""
         await self._core.terminate(reason)
-        await self._tools.close()
-        await self._core.close()

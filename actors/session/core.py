@@ -27,16 +27,17 @@ import asyncpg
 from nats.aio.client import Client as NATS
 
 from actors.opencode_client import Event, OpenCodeError
-from actors.session_events import EventProcessor, coalesce_tokens, snapshot_events
-from actors.session_log import EventLog, read_events
-from actors.session_pause import SessionExiting
-from actors.session_runtime import (
+from actors.session.errors import SessionGone, SessionStopped
+from actors.session.events import EventProcessor, coalesce_tokens, snapshot_events
+from actors.session.log import EventLog, EventLogFenced, read_events
+from actors.session.runtime import (
     ProviderFactory,
     Runtime,
     default_provider,
     default_title,
     sandbox_options,
 )
+from actors.session.state import SessionState
 from actors.transcript import Transcript
 from core import bus
 from core.db import create_pool
@@ -82,14 +83,6 @@ _SOURCE: dict[str, MessageSource] = {
 }
 
 
-class SessionGone(Exception):
-    """The session does not exist (or was deleted): the actor has nothing to do."""
-
-
-class SessionStopped(Exception):
-    """The session is stopped: no sandbox will be started for it again."""
-
-
 def initial_prompt_id(session_id: uuid.UUID) -> str:
     """The fixed message id of a session's initial prompt (sending it twice is a no-op)."""
     return str(uuid.uuid5(session_id, "initial-prompt"))
@@ -111,27 +104,24 @@ class SessionCore:
         self.pool: asyncpg.Pool | None = None
         self.nats: NATS | None = None
         self.log: EventLog | None = None
+        self.epoch = 0
+        """This incarnation's number (Postgres ``actor_epoch``): the event log's fence."""
         self.record: SessionRecord | None = None
         self.runtime: Runtime | None = None
         self.transcript = Transcript()
         self.done: set[str] = set()
         self.processor: EventProcessor | None = None
         self.clients: dict[str, float] = {}
-        self.migrating = False
-        """A migration to a new sandbox is under way (see actors/session_migrate.py)."""
+        self.state = SessionState(session_id, self._lifecycle)
+        """The session's phase; every change of it goes through here (actors/session/state.py)."""
         self.prompt_gate = asyncio.Lock()
         """Held while a prompt is delivered, and by a migration for its whole length: prompts
         sent meanwhile wait (in order) and go to the new sandbox."""
-        self.boot_event: LifecycleKind | None = None
-        """The lifecycle event the next boot publishes instead of running/resumed."""
-        self.stopping = False
-        self.exiting = False
-        """A pause is under way and the actor exits after it (see actors/session_pause.py)."""
         self._lock = asyncio.Lock()
         self._start_task: asyncio.Task[None] | None = None
         self._ready_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.last_activity = time.monotonic()
+        self._last_activity = time.monotonic()
 
     # -- start-up -----------------------------------------------------------------------
 
@@ -164,23 +154,33 @@ class SessionCore:
                 name=f"warren-session-{self.session_id}",
                 credentials=self.settings.nats_credentials_session,
             )
+        record = await session_store.get_session(self.pool, self.sid)
+        epoch = await session_store.claim_actor_epoch(self.pool, self.sid)
+        if record is None or epoch is None:
+            raise SessionGone(self.session_id)
+        # Claimed before the log's position is read: an older incarnation writing after
+        # that read is refused (see actors/session/log.py).
+        self.epoch = epoch
         self.log = EventLog(
             self.nats,
             bus.Subjects(self.settings.nats_prefix),
             self.session_id,
             stream_max_bytes=self.settings.nats_stream_max_bytes,
+            is_current=self._is_current_incarnation,
         )
         await self.log.open()
-        record = await session_store.get_session(self.pool, self.sid)
-        if record is None:
-            raise SessionGone(self.session_id)
         self.record = record
         self.runtime = Runtime(self._provider_factory(self.settings))
         await self._rebuild()
         actor_metrics().actor_starts.inc()
+        await self.state.to("stopped" if record.status == "stopped" else "dormant")
         if record.status in ("running", "starting") and record.sandbox_id:
             # A restart of a live session: get the sandbox and its event stream back.
             self._spawn(self.ensure_ready_in_background())
+
+    async def _is_current_incarnation(self) -> bool:
+        assert self.pool is not None
+        return await session_store.actor_epoch(self.pool, self.sid) == self.epoch
 
     async def _rebuild(self) -> None:
         """In-progress messages from the event log; store completions Postgres missed."""
@@ -225,7 +225,14 @@ class SessionCore:
                         self.pool, self.sid, event.message, self.log.last_seq
                     )
                 )
-            seq = await self.log.publish(event)
+            try:
+                seq = await self.log.publish(event)
+            except EventLogFenced:
+                # A newer incarnation owns the session: stop following the agent (its
+                # events are the new one's to publish); the sandbox is not ours to touch.
+                if self.runtime is not None:
+                    self._spawn(self.runtime.stop_stream())
+                raise
             seqs.append(seq)
             if isinstance(event, MessageEvent) and event.message.is_complete:
                 await self._db(
@@ -277,7 +284,7 @@ class SessionCore:
         for request_id in permissions:
             self._spawn(self._allow_permission(request_id))
         if out:
-            self.last_activity = time.monotonic()
+            self.touch()
 
     async def _allow_permission(self, request_id: str) -> None:
         # Sandboxes run with every permission allowed (sandboxes/opencode.py); a request
@@ -318,6 +325,9 @@ class SessionCore:
 
     async def _sandbox_lost(self) -> None:
         assert self.pool is not None
+        if self.state.phase != "running":
+            return  # a migration, pause or stop already deals with this sandbox
+        await self.state.to("failed")
         runtime = self.runtime
         sandbox_id = runtime.handle.sandbox_id if runtime and runtime.handle else None
         if runtime is not None:
@@ -335,14 +345,26 @@ class SessionCore:
         """Single flight: make the sandbox, OpenCode session and event stream ready."""
         await self.started()
         assert self.runtime is not None
+        state = self.state
         # The runtime turns ready inside _boot, before clients are told `running`: a caller
         # arriving then waits for the boot to finish, so nothing overtakes that status.
-        booting = self._ready_task is not None and not self._ready_task.done()
-        if self.runtime.ready and not booting:
+        if self.runtime.ready and state.phase in ("running", "migrating"):
             return
-        if self._ready_task is None or self._ready_task.done():
+        if state.phase != "booting":
+            state.check_boot()
+            await state.to("booting")
             self._ready_task = asyncio.get_event_loop().create_task(self._boot())
-        await asyncio.shield(self._ready_task)
+        task = self._ready_task
+        assert task is not None
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # this caller was cancelled, not the boot
+            # A pause or terminate cancelled the boot: say which, not "cancelled" (which
+            # reaches an HTTP caller as a 500).
+            state.check_boot()
+            raise
 
     async def ensure_ready_in_background(self) -> None:
         """``ensure_ready`` whose failure is only logged (clients got an error status)."""
@@ -356,14 +378,11 @@ class SessionCore:
 
     async def _boot(self) -> None:
         assert self.pool is not None and self.runtime is not None and self.log is not None
-        if self.stopping:
-            raise SessionStopped(self.session_id)
-        if self.exiting:
-            raise SessionExiting(self.session_id)
         record = await session_store.get_session(self.pool, self.sid)
-        if record is None:
-            raise SessionGone(self.session_id)
-        if record.status == "stopped":
+        if record is None or record.status == "stopped":
+            await self.state.to("stopped")
+            if record is None:
+                raise SessionGone(self.session_id)
             raise SessionStopped(self.session_id)
         was_paused = record.status == "paused"
         if record.status != "running":
@@ -401,6 +420,8 @@ class SessionCore:
                 on_reconnect=self._on_stream_retry,
             )
         except Exception as exc:
+            if self.state.phase == "booting":
+                await self.state.to("failed")
             await runtime.close()
             await session_store.mark_failed(self.pool, self.sid)
             detail = str(exc) if isinstance(exc, OpenCodeError) else type(exc).__name__
@@ -410,8 +431,8 @@ class SessionCore:
             raise
         self.record = await session_store.get_session(self.pool, self.sid) or record
         await self.emit([Status(status="running")])
-        kind: LifecycleKind = self.boot_event or ("resumed" if was_paused else "running")
-        await self.lifecycle(kind, sandbox_id=handle.sandbox_id)
+        kind = self.state.boot_event(was_paused=was_paused)
+        await self.state.to("running", kind, sandbox_id=handle.sandbox_id)
         if was_paused:
             lifecycle_metrics().resumes.inc()
         self._spawn(self._send_initial_prompt())
@@ -486,13 +507,19 @@ class SessionCore:
             state = await message_store.user_message_state(self.pool, self.sid, message_id)
             if state is not None and state.delivered:
                 return message_id
-            await self.ensure_ready()
-            runtime = self.runtime
-            assert runtime is not None and runtime.client is not None
-            assert runtime.agent_session_id is not None
-            await runtime.client.prompt(runtime.agent_session_id, content, images)
+            try:
+                await self.ensure_ready()
+                runtime = self.runtime
+                assert runtime is not None and runtime.client is not None
+                assert runtime.agent_session_id is not None
+                await runtime.client.prompt(runtime.agent_session_id, content, images)
+            except (Exception, asyncio.CancelledError):
+                # A stop or pause closed the runtime under this prompt: say so, rather
+                # than how the closed connection failed.
+                self.state.check_boot()
+                raise
             await message_store.mark_delivered(self.pool, self.sid, message_id)
-        self.last_activity = time.monotonic()
+        self.touch()
         return message_id
 
     async def cancel(self) -> bool:
@@ -537,12 +564,20 @@ class SessionCore:
     def client_connected(self, conn_id: str) -> None:
         """A WebSocket client joined (or heartbeats): it counts for a while."""
         self.clients[conn_id] = time.monotonic()
-        self.last_activity = time.monotonic()
+        self.touch()
 
     def client_disconnected(self, conn_id: str) -> None:
         """A WebSocket client left."""
         self.clients.pop(conn_id, None)
-        self.last_activity = time.monotonic()
+        self.touch()
+
+    def touch(self) -> None:
+        """Something happened in the session: the idle grace period starts over."""
+        self._last_activity = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last activity (:meth:`touch`)."""
+        return time.monotonic() - self._last_activity
 
     def connected_clients(self) -> int:
         """Clients heard from recently."""
@@ -553,11 +588,12 @@ class SessionCore:
 
     def current_status(self) -> ClientStatus:
         """The status a client would see now."""
-        if self.migrating:
+        phase = self.state.phase
+        if phase == "migrating":
             return "migrating"
         if self.runtime is not None and self.runtime.ready:
             return "running"
-        if self._ready_task is not None and not self._ready_task.done():
+        if phase == "booting":
             return "resuming"
         return client_status(self.record.status) if self.record else "creating"
 
@@ -576,12 +612,13 @@ class SessionCore:
         """Stop for good: close open messages, destroy the sandbox, mark the row stopped."""
         await self.started()
         assert self.pool is not None and self.runtime is not None
+        state = self.state
+        if state.phase in ("stopping", "stopped"):
+            await state.wait_for("stopped")  # another call is stopping it: same outcome
+            return
         # No boot may start (or finish) from now on: it could create a sandbox nobody stops.
-        self.stopping = True
-        booting = self._ready_task
-        if booting is not None and not booting.done():
-            booting.cancel()
-            await asyncio.wait({booting})  # its outcome doesn't matter, only that it ended
+        await state.to("stopping")
+        await self.cancel_boot()
         async with self._lock:
             await self._close_open_messages()
         sandbox_id = self.runtime.handle.sandbox_id if self.runtime.handle else None
@@ -599,10 +636,13 @@ class SessionCore:
         self.record = await session_store.get_session(self.pool, self.sid) or self.record
         await self.emit([Status(status="stopped")])
         if changed:
-            await self.lifecycle("stopped", reason=reason, sandbox_id=sandbox_id)
+            await state.to("stopped", "stopped", reason=reason, sandbox_id=sandbox_id)
+        else:
+            await state.to("stopped")
 
-    async def lifecycle(self, kind: LifecycleKind, **fields: Any) -> None:
-        """Publish a lifecycle event for this session on ``sessions.lifecycle``."""
+    async def _lifecycle(self, kind: LifecycleKind, **fields: Any) -> None:
+        """Publish a lifecycle event for this session on ``sessions.lifecycle`` (only
+        :class:`SessionState` calls this, with a transition or a note)."""
         assert self.log is not None and self.record is not None
         record = self.record
         event = SessionLifecycleEvent(
@@ -626,10 +666,12 @@ class SessionCore:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def booting_task(self) -> asyncio.Task[None] | None:
-        """The runtime boot in progress, if any."""
+    async def cancel_boot(self) -> None:
+        """Cancel the runtime boot in progress, if any, and wait until it ended."""
         task = self._ready_task
-        return task if task is not None and not task.done() else None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its outcome doesn't matter, only that it ended
 
     async def close_open_messages(self) -> None:
         """Cancel every in-progress message (the agent is about to go away)."""

@@ -41,7 +41,7 @@ from schemas.tools import (
 from store import sessions as session_store
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
+    from actors.session.core import SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class ToolRunner:
             outcome=args.outcome,
             summary=args.summary_markdown,
         )
-        await core.lifecycle(
+        await core.state.note(
             "completed",
             run_id=args.run_id,
             completion_id=args.completion_id,

@@ -2,35 +2,30 @@
 
 A paused session has no sandbox and no actor. Its transcript is in Postgres, its files in
 the snapshot; the next connect, prompt or explicit resume creates the actor again, whose
-boot restores the snapshot (``_boot`` in :mod:`actors.session_core`).
+boot restores the snapshot (``_boot`` in :mod:`actors.session.core`).
 
-Once a pause starts, :attr:`SessionCore.exiting` is set: no boot may begin, and calls that
-would need the sandbox raise :class:`SessionExiting`, which callers answer by retrying
-against the next actor (:func:`actors.session_client.call_live`).
+Once a pause starts the session is ``pausing`` (:mod:`actors.session.state`): no boot may
+begin, and calls that would need the sandbox raise :class:`SessionExiting`, which callers
+answer by retrying against the next actor (:func:`actors.session_client.call_live`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from actors.session.errors import NothingToPause, SessionExiting
 from core.metrics import lifecycle_metrics
 from schemas.sessions import PauseReason, Status
 from store import sessions as session_store
 
 if TYPE_CHECKING:
-    from actors.session_core import SessionCore
+    from actors.session.core import SessionCore
 
 log = logging.getLogger(__name__)
 
 
-class SessionExiting(Exception):
-    """The session's actor is pausing and about to exit: retry against the next one."""
-
-
-class NothingToPause(Exception):
-    """The session has no sandbox (it never started, or is paused or stopped already)."""
+__all__ = ["NothingToPause", "SessionExiting", "current_sandbox_id", "pause_session"]
 
 
 def current_sandbox_id(core: SessionCore) -> str | None:
@@ -47,31 +42,39 @@ def current_sandbox_id(core: SessionCore) -> str | None:
 async def pause_session(core: SessionCore, reason: PauseReason) -> str:
     """Snapshot and stop the sandbox, mark the row paused; returns the snapshot id.
 
-    Sets ``core.exiting`` first (the caller makes the actor exit afterwards). On failure
-    ``exiting`` is cleared again and the error raised: the row still names the sandbox,
-    so the pause can be retried (the provider keeps a failed pause's files).
+    Moves the session to ``pausing`` first (the caller makes the actor exit afterwards).
+    On failure the session goes back to where it was and the error is raised: the row
+    still names the sandbox, so the pause can be retried (the provider keeps a failed
+    pause's files).
     """
     await core.started()
     assert core.pool is not None and core.runtime is not None
-    core.exiting = True
+    state = core.state
+    if state.phase == "migrating":
+        # Pause whichever sandbox the migration leaves the session on.
+        async with core.prompt_gate:
+            pass
+    if state.exiting:
+        raise SessionExiting(core.session_id)  # another pause is under way
+    if not state.can("pausing"):
+        raise NothingToPause(core.session_id)
+    previous = state.phase
+    await state.to("pausing")
     try:
-        if core.migrating:
-            # Pause whichever sandbox the migration leaves the session on.
-            async with core.prompt_gate:
-                pass
         return await _pause(core, reason)
     except BaseException:
-        core.exiting = False
+        if state.phase == "pausing":
+            if core.runtime.ready:
+                await state.to("running")
+            else:
+                await state.to("dormant" if previous == "dormant" else "failed")
         raise
 
 
 async def _pause(core: SessionCore, reason: PauseReason) -> str:
     assert core.pool is not None and core.runtime is not None
-    booting = core.booting_task()
-    if booting is not None:
-        # A boot that finishes after the pause would leave a sandbox nobody owns.
-        booting.cancel()
-        await asyncio.wait({booting})
+    # A boot that finishes after the pause would leave a sandbox nobody owns.
+    await core.cancel_boot()
     core.record = await session_store.get_session(core.pool, core.sid) or core.record
     sandbox_id = current_sandbox_id(core)
     if sandbox_id is None:
@@ -86,8 +89,9 @@ async def _pause(core: SessionCore, reason: PauseReason) -> str:
     if not changed:
         # The row moved on (stopped, or another sandbox): the snapshot is not the session's.
         log.warning("session %s: paused sandbox was no longer current", core.session_id)
+        await core.state.to("paused")
         return result.snapshot_id
     await core.emit([Status(status="paused")])
-    await core.lifecycle("paused", reason=reason, sandbox_id=sandbox_id)
+    await core.state.to("paused", "paused", reason=reason, sandbox_id=sandbox_id)
     lifecycle_metrics().pauses.inc(tags={"reason": reason})
     return result.snapshot_id
