@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsClientError
 
 from actors.pool import ACK, Outcome, PullLoop
-from actors.session_log import EventLog, read_events
+from actors.session.log import EventLog, read_events
 from actors.triggers import consumer_spec
 from core.bus import NatsRole, Subjects, connect, declare_streams, inbox_prefix
 from deploy import cli
@@ -125,7 +125,11 @@ async def test_each_role_does_its_work_through_warrens_code(
 
     # A session actor writes its event log; the ingress replays it for a WebSocket.
     session = await as_role(server, "session", clients)
-    log = EventLog(session, subjects, "s1", stream_max_bytes=MAX_BYTES)
+
+    async def live() -> bool:
+        return True
+
+    log = EventLog(session, subjects, "s1", stream_max_bytes=MAX_BYTES, is_current=live)
     await log.open()
     seq = await log.publish(Error(message="hello", code="test"))
     replayed = [event async for event in read_events(ingress_js, subjects, "s1", 0)]
