@@ -6,8 +6,9 @@ A single actor on the durable consumer ``run-lifecycle`` of ``<prefix>.sessions.
 - ``completed`` with run_id/completion_id/outcome: records the completion once per
   completion id (``store.runs.complete``), which also enqueues ``write_artifacts`` and
   ``notify_run_terminal`` in the same transaction;
-- ``stopped`` of a run's session: the session row is read; if it holds a completion it is
-  applied (the ``completed`` event may have been lost), else the run fails ``no_completion``;
+- ``stopped`` of a run's session: the session row is read; if it is stopped and holds a
+  completion that is applied (the ``completed`` event may have been lost), else the run
+  fails ``no_completion``;
 - any other event of a run's session counts as activity for the finalizer's idle check.
 
 Lifecycle publishing is best effort on the session side; the finalizer in actors/runs.py
@@ -91,9 +92,16 @@ async def apply_completion(
 
 
 async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunRecord) -> str:
-    """A run's session has ended: apply its stored completion, or fail ``no_completion``."""
+    """A run's session has ended: apply its stored completion, or fail ``no_completion``.
+
+    The session row decides, not the event that led here: a session that is not stopped
+    (only ``stopped`` is final) ends nothing, and the run waits.
+    """
     assert run.session_id is not None
     ended = await runs_store.session_state(conn, run.session_id)
+    if ended is not None and ended.status != "stopped":
+        await runs_store.touch(conn, run.id)
+        return "waiting"
     if ended is not None and ended.completion_id and ended.outcome:
         await apply_completion(
             conn,

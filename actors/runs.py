@@ -19,9 +19,12 @@ guarantee the previous incarnation is gone.
 
 The finalizer (every 60 s, on each member; every step is conditional so overlap is
 harmless) handles active runs that are overdue: past the deadline → ``timed_out``; session
-ended → its stored completion, else ``no_completion``; running without a session →
-``missing_session``; queued/enriching/ready idle 30 min → their step is enqueued again
-(3 times, then ``stalled``); a running run whose session is alive is left alone.
+stopped → its stored completion, else ``no_completion``; session ``failed`` (a boot that
+failed, a sandbox that stopped answering: the session boots again when asked, and an
+automation session has no client to ask) → asked to boot again (3 times, then
+``sandbox_dead``); running without a session → ``missing_session``; queued/enriching/ready
+idle 30 min → their step is enqueued again (3 times, then ``stalled``); a running run whose
+session is alive is left alone.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from actors.base import BackgroundActor
 from actors.enrichment import EnrichmentError, automation_prompt, build_enrichment
 from actors.lifecycle_consumer import settle_ended_session
 from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop, Retry
-from actors.session_client import create_session
+from actors.session_client import call_actor, create_session, get_session_actor
 from core.bus import Subjects
 from core.settings import Settings
 from schemas.automations import RunStage, RunStatus, RunWork
@@ -54,6 +57,10 @@ IDLE_SECONDS = 30 * 60.0
 FINALIZE_EVERY_SECONDS = 60.0
 FINALIZER_LOCK_ID = 0x57A88E5
 """Advisory lock id of the finalizer (any constant distinct from the migration lock)."""
+SESSION_REVIVALS = 3
+"""Boots the finalizer asks of a run's failed session before failing the run."""
+_QUIET_DECISIONS = {"waiting", "requeued", "revived"}
+"""Finalizer decisions that enqueue no outbox row needing a wake-up."""
 _decoder = msgspec.json.Decoder(RunWork)
 
 
@@ -279,7 +286,7 @@ class RunWorker(BackgroundActor):
                     decisions[decision] = decisions.get(decision, 0) + 1
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", FINALIZER_LOCK_ID)
-        if decisions.keys() - {"waiting", "requeued"}:
+        if decisions.keys() - _QUIET_DECISIONS:
             await self._wake()
         return decisions
 
@@ -316,10 +323,32 @@ class RunWorker(BackgroundActor):
             )
             return "missing_session"
         state = await store.session_state(conn, run.session_id)
-        if state is None or state.status in ("stopped", "failed"):
+        if state is None or state.status == "stopped":
             return await settle_ended_session(conn, run)
+        if state.status == "failed":
+            return await self._revive(conn, run)
         await store.touch(conn, run.id)
         return "waiting"
+
+    async def _revive(self, conn: asyncpg.Connection, run: RunRecord) -> str:
+        """A failed session has not ended (its agent may even still be working): ask it to
+        boot again rather than judging the run, up to :data:`SESSION_REVIVALS` times."""
+        assert run.session_id is not None
+        if not await store.note_revival(conn, run, max_revivals=SESSION_REVIVALS):
+            await store.fail(
+                conn,
+                run.id,
+                stage="execution",
+                code="sandbox_dead",
+                message=f"the session failed to start {SESSION_REVIVALS} times",
+            )
+            return "sandbox_dead"
+        try:
+            handle = await get_session_actor(str(run.session_id), self.settings)
+            await call_actor(handle, "eager_start")
+        except Exception as exc:  # Ray hiccup: the next round asks again
+            log.warning("%s: reviving session %s failed: %s", self.name, run.session_id, exc)
+        return "revived"
 
     async def _wake(self) -> None:
         with contextlib.suppress(Exception):

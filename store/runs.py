@@ -431,6 +431,25 @@ async def requeue(conn: asyncpg.Connection, run: RunRecord, *, max_requeues: int
         return True
 
 
+async def note_revival(conn: asyncpg.Connection, run: RunRecord, *, max_revivals: int) -> bool:
+    """Record that the finalizer asks the run's failed session to boot again; False once it
+    asked ``max_revivals`` times already (the caller then fails the run)."""
+    async with conn.transaction():
+        done: int = await conn.fetchval(
+            "SELECT count(*) FROM automation_run_events WHERE run_id = $1 AND type = 'revived'",
+            run.id,
+        )
+        if done >= max_revivals:
+            return False
+        await add_event(
+            conn, run.id, "revived", data={"session_id": str(run.session_id), "attempt": done + 1}
+        )
+        await conn.execute(
+            "UPDATE automation_runs SET last_activity_at = now() WHERE id = $1", run.id
+        )
+        return True
+
+
 async def find_by_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> RunRecord | None:
     """The run a session was started for, if any."""
     row = await conn.fetchrow(f"{_RECORD_SELECT} WHERE r.session_id = $1", session_id)

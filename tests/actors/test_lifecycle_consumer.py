@@ -90,6 +90,12 @@ def _event(
     )
 
 
+async def _stop(pool: asyncpg.Pool, session: uuid.UUID, reason: str) -> None:
+    """Mark the session row stopped, as the session actor does before announcing it."""
+    async with pool.acquire() as conn:
+        assert await sessions.mark_stopped(conn, session, reason)
+
+
 async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | None]:
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
@@ -114,6 +120,7 @@ async def test_completion_is_applied_once(
     )
     await _publish(iso_settings, done)
     await _publish(iso_settings, done)  # redelivered / duplicated
+    await _stop(iso_pool, session, "completed")
     await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
 
     async def settled() -> tuple[str, str | None] | None:
@@ -139,6 +146,7 @@ async def test_session_stopped_without_completion_fails_the_run(
     consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
+    await _stop(iso_pool, session, "error")
     await _publish(iso_settings, _event("stopped", org, session, reason="error"))
 
     async def settled() -> tuple[str, str | None] | None:
@@ -155,7 +163,35 @@ async def test_lost_completion_event_is_recovered_from_the_session(
     await sessions.record_completion(
         iso_pool, session, completion_id="cmp-9", outcome="succeeded", summary="Done"
     )
+    await _stop(iso_pool, session, "completed")
     await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
+
+    async def settled() -> tuple[str, str | None] | None:
+        status = await _status(iso_pool, run_id)
+        return status if status[0] != "running" else None
+
+    assert await eventually(settled) == ("succeeded", None)
+
+
+async def test_stopped_event_of_a_session_not_stopped_ends_nothing(
+    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    """A ``stopped`` event whose session row is not stopped (a stale or duplicated notice)
+    must not fail the run: its completion, applied after it, still counts."""
+    org, run_id, session = await _running_run(iso_pool)
+    await _publish(iso_settings, _event("stopped", org, session, reason="error"))
+    await _publish(
+        iso_settings,
+        _event(
+            "completed",
+            org,
+            session,
+            run_id=str(run_id),
+            completion_id="cmp-late",
+            outcome="succeeded",
+            summary="Done",
+        ),
+    )
 
     async def settled() -> tuple[str, str | None] | None:
         status = await _status(iso_pool, run_id)
