@@ -25,8 +25,7 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from actors.base import BackgroundActor
-from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop, Retry
+from actors.pool import ACK, ConsumerSpec, Dead, Outcome, PoolMember, Retry
 from core.bus import Subjects
 from schemas.automations import CompletionOutcome
 from schemas.sessions import SessionLifecycleEvent
@@ -43,6 +42,7 @@ def consumer_spec(subjects: Subjects) -> ConsumerSpec:
         stream=subjects.stream("SESSION_LIFECYCLE"),
         durable="run-lifecycle",
         filter_subject=subjects.session_lifecycle,
+        dead_source="sessions.lifecycle",
         ack_wait=30.0,
         max_deliver=20,
         batch=1,
@@ -122,25 +122,20 @@ async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunReco
     return "no_completion"
 
 
-class LifecycleConsumer(BackgroundActor):
+class LifecycleConsumer(PoolMember):
     """Applies session lifecycle events to runs (wrap with ``ray.remote``)."""
 
-    async def main(self) -> None:
-        """Consume lifecycle events forever."""
-        loop = PullLoop(self.res.js, consumer_spec(self.res.subjects), self.handle, name=self.name)
-        await loop.run()
+    def consumer_spec(self) -> ConsumerSpec:
+        """The durable consumer of lifecycle events for runs."""
+        return consumer_spec(Subjects(self.settings.nats_prefix))
 
     async def handle(self, msg: Msg) -> Outcome:
         """Apply one lifecycle event."""
         try:
             event = _decoder.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("%s: ignoring malformed lifecycle event: %s", self.name, exc)
-            return ACK
-        try:
             session_id = uuid.UUID(event.session_id)
-        except ValueError:
-            return ACK
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return Dead("malformed", f"not a lifecycle event: {exc}")
         async with self.res.pool.acquire() as conn:
             if event.event == "completed" and event.run_id and event.completion_id:
                 return await self._completed(conn, event, session_id)
@@ -152,6 +147,13 @@ class LifecycleConsumer(BackgroundActor):
             else:
                 await runs_store.touch(conn, run.id)
         return ACK
+
+    async def org_of(self, msg: Msg) -> uuid.UUID | None:
+        """The org the event names (only well-formed events are ever retried)."""
+        try:
+            return uuid.UUID(_decoder.decode(msg.data).org_id)
+        except ValueError:
+            return None
 
     async def _completed(
         self, conn: asyncpg.Connection, event: SessionLifecycleEvent, session_id: uuid.UUID

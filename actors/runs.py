@@ -39,10 +39,9 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from actors.base import BackgroundActor
 from actors.enrichment import EnrichmentError, automation_prompt, build_enrichment
 from actors.lifecycle_consumer import settle_ended_session
-from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop, Retry
+from actors.pool import ACK, ConsumerSpec, Dead, Outcome, PoolMember, Retry
 from actors.session_client import call_actor, create_session, get_session_actor
 from core.bus import Subjects
 from core.settings import Settings
@@ -84,14 +83,15 @@ def consumer_spec(subjects: Subjects) -> ConsumerSpec:
     return ConsumerSpec(
         stream=subjects.stream("RUNS"),
         durable="run-pool",
-        filter_subject=f"{subjects.prefix}.runs.>",
+        filter_subject=f"{subjects.prefix}.runs.*",
+        dead_source="runs",
         ack_wait=30.0,
         max_deliver=20,
         batch=8,
     )
 
 
-class RunWorker(BackgroundActor):
+class RunWorker(PoolMember):
     """One member of the run pool (wrap with ``ray.remote``; see actors.bootstrap)."""
 
     def __init__(
@@ -116,12 +116,15 @@ class RunWorker(BackgroundActor):
         if released:
             log.warning("%s: released %d leases of a previous incarnation", self.name, released)
 
+    def consumer_spec(self) -> ConsumerSpec:
+        """The run pool's durable consumer."""
+        return consumer_spec(Subjects(self.settings.nats_prefix))
+
     async def main(self) -> None:
         """Consume run work and finalize overdue runs, forever."""
-        loop = PullLoop(self.res.js, consumer_spec(self.res.subjects), self.handle, name=self.name)
         finalizer = asyncio.create_task(self._finalize_forever())
         try:
-            await loop.run()
+            await self.consume()
         finally:
             finalizer.cancel()
 
@@ -131,11 +134,17 @@ class RunWorker(BackgroundActor):
             work = _decoder.decode(msg.data)
             run_id = uuid.UUID(work.run_id)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.error("%s: dropping malformed run work: %s", self.name, exc)
-            return ACK
+            return Dead("malformed", f"not run work: {exc}")
         outcome = await (self.enrich(run_id) if work.stage == "enrich" else self.execute(run_id))
         self.steps[work.stage] += 1
         return outcome
+
+    async def org_of(self, msg: Msg) -> uuid.UUID | None:
+        """The org of the run a work item names."""
+        work = _decoder.decode(msg.data)  # only well-formed work is ever retried
+        async with self.res.pool.acquire() as conn:
+            record = await store.get_record(conn, uuid.UUID(work.run_id))
+        return record.org_id if record else None
 
     async def _claim(self, run_id: uuid.UUID, stage: RunStage) -> RunRecord | Outcome:
         """Claim the run for ``stage``, or the outcome for its message if it cannot be."""

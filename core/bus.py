@@ -38,7 +38,12 @@ class Subjects:
 
     def trigger_dead_letter(self, reason: str) -> str:
         """Trigger events that could not be processed, with the reason as last token."""
-        return f"{self.prefix}.triggers.dead.{reason}"
+        return self.dead_letter("triggers", reason)
+
+    def dead_letter(self, source: str, reason: str) -> str:
+        """Messages a consumer gave up on: ``<prefix>.<source>.dead.<reason>`` (source
+        ``triggers``, ``runs`` or ``sessions.lifecycle``, the subject root it consumes)."""
+        return f"{self.prefix}.{source}.dead.{reason}"
 
     def runs(self, stage: str) -> str:
         """Work for the run pool: ``enrich`` or ``execute``."""
@@ -98,12 +103,25 @@ def stream_configs(subjects: Subjects, *, max_bytes: int = 1024**3) -> list[Stre
         ),
         StreamConfig(
             name=subjects.stream("RUNS"),
-            subjects=[f"{p}.runs.>"],
+            # One token after ``runs``: ``runs.dead.>`` belongs to DEAD_LETTERS.
+            subjects=[f"{p}.runs.*"],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             max_age=14 * DAY,
             max_bytes=small,
             max_msg_size=64 * 1024,
+            duplicate_window=300,
+        ),
+        StreamConfig(
+            name=subjects.stream("DEAD_LETTERS"),
+            # Trigger dead letters stay beside their events in TRIGGER_EVENTS.
+            subjects=[f"{p}.runs.dead.>", f"{p}.sessions.lifecycle.dead.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=30 * DAY,
+            max_bytes=small,
+            max_msg_size=4 * 1024**2,
+            discard=DiscardPolicy.OLD,
             duplicate_window=300,
         ),
         StreamConfig(

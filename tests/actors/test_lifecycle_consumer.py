@@ -13,8 +13,9 @@ import msgspec
 import pytest
 
 from actors.lifecycle_consumer import LifecycleConsumer
-from core.bus import Subjects, connect
+from core.bus import Subjects, connect, declare_streams
 from core.settings import Settings
+from schemas.dead_letters import DeadLetter
 from schemas.sessions import LifecycleKind, NewSession, SessionLifecycleEvent
 from store import runs, sessions
 from tests.fixtures.automations import (  # noqa: F401
@@ -198,3 +199,50 @@ async def test_stopped_event_of_a_session_not_stopped_ends_nothing(
         return status if status[0] != "running" else None
 
     assert await eventually(settled) == ("succeeded", None)
+
+
+async def test_a_dead_letter_that_cannot_be_stored_is_kept_until_it_can(
+    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    """Parking fails (its stream is gone): the message is not acked, and a later delivery
+    parks it once the stream is back — one row, one notice."""
+    subjects = Subjects(iso_settings.nats_prefix)
+    dead_stream = subjects.stream("DEAD_LETTERS")
+    nc = await connect(iso_settings.nats_url, name="test-dead-letters")
+    try:
+        js = nc.jetstream()
+        await js.delete_stream(dead_stream)
+        try:
+            ack = await js.publish(subjects.session_lifecycle, b"not a lifecycle event")
+
+            async def failed() -> bool:
+                return consumer.loop is not None and consumer.loop.park_failures > 0
+
+            await eventually(failed)
+        finally:
+            await declare_streams(js, subjects, max_bytes=64 * 1024**2)
+
+        async def notice() -> DeadLetter | None:
+            try:
+                msg = await js.get_last_msg(
+                    dead_stream, subjects.dead_letter("sessions.lifecycle", "malformed")
+                )
+            except Exception:  # not there yet
+                return None
+            letter = msgspec.json.decode(msg.data or b"", type=DeadLetter)
+            return letter if letter.stream_seq == ack.seq else None
+
+        letter = await eventually(notice)
+    finally:
+        await nc.close()
+    async with iso_pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT id, org_id, reason, num_delivered FROM dead_letters
+               WHERE consumer = 'run-lifecycle' AND stream_seq = $1""",
+            ack.seq,
+        )
+    [row] = rows
+    assert letter.consumer == "run-lifecycle" and letter.dead_letter_id == str(row["id"])
+    # Stored on the first delivery; the notice (and the ack) came with a later one.
+    assert row["reason"] == "malformed" and row["org_id"] is None and row["num_delivered"] == 1
+    assert letter.data_text == "not a lifecycle event"
