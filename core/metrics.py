@@ -171,3 +171,81 @@ def lifecycle_metrics() -> LifecycleMetrics:
     if _lifecycle_metrics is None:
         _lifecycle_metrics = LifecycleMetrics()
     return _lifecycle_metrics
+
+
+# --- trigger/run pools, lifecycle consumer, outbox (ingress side, read at scrape) ---------------
+
+from dataclasses import dataclass, field  # noqa: E402  (kept with the section that uses it)
+
+from prometheus_client.core import CounterMetricFamily  # noqa: E402
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """The pools as read at one scrape (actors.pool_metrics): nothing here is counted in
+    this process, so every replica reports the same cluster-wide figures."""
+
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(consumer, member) → messages the live member settled since it started."""
+    dead_lettered: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(consumer, reason) → dead letters stored, ever."""
+    pending: dict[str, int] = field(default_factory=dict)
+    """consumer → messages not yet delivered (the durable consumer's lag)."""
+    ack_pending: dict[str, int] = field(default_factory=dict)
+    """consumer → messages delivered and not yet acked."""
+    outbox: dict[str, int] = field(default_factory=dict)
+    """outbox row status → rows (pending is the outbox's lag, failed its dead letters)."""
+
+
+class _PoolMetrics(Collector):
+    """Exposes the last :class:`PoolSnapshot` (``update`` is called before each scrape)."""
+
+    def __init__(self) -> None:
+        self.snapshot = PoolSnapshot()
+
+    def update(self, snapshot: PoolSnapshot) -> None:
+        """Replace the figures reported from now on."""
+        self.snapshot = snapshot
+
+    def collect(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
+        snap = self.snapshot
+        consumed = CounterMetricFamily(
+            "warren_pool_consumed",
+            "Messages a pool member settled (acked, dead letters included) since it started.",
+            labels=["consumer", "member"],
+        )
+        for (consumer, member), value in sorted(snap.consumed.items()):
+            consumed.add_metric([consumer, member], value)
+        dead = CounterMetricFamily(
+            "warren_pool_dead_lettered",
+            "Messages a pool gave up on and parked as dead letters, by reason.",
+            labels=["consumer", "reason"],
+        )
+        for (consumer, reason), value in sorted(snap.dead_lettered.items()):
+            dead.add_metric([consumer, reason], value)
+        pending = GaugeMetricFamily(
+            "warren_pool_pending_messages",
+            "Messages the durable consumer has not delivered yet (its lag).",
+            labels=["consumer"],
+        )
+        for consumer, value in sorted(snap.pending.items()):
+            pending.add_metric([consumer], value)
+        ack_pending = GaugeMetricFamily(
+            "warren_pool_ack_pending_messages",
+            "Messages delivered to a pool member and not acked yet.",
+            labels=["consumer"],
+        )
+        for consumer, value in sorted(snap.ack_pending.items()):
+            ack_pending.add_metric([consumer], value)
+        outbox = GaugeMetricFamily(
+            "warren_outbox_rows",
+            "Outbox rows by status (pending: lag, dispatched: consumed, failed: dead).",
+            labels=["status"],
+        )
+        for status, value in sorted(snap.outbox.items()):
+            outbox.add_metric([status], value)
+        return [consumed, dead, pending, ack_pending, outbox]
+
+
+POOL_METRICS = _PoolMetrics()
+REGISTRY.register(POOL_METRICS)

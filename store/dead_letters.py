@@ -151,3 +151,11 @@ async def undo_replay(conn: asyncpg.Connection, dead_letter_id: uuid.UUID) -> No
         "UPDATE dead_letters SET replayed_at = NULL, replayed_by = NULL WHERE id = $1",
         dead_letter_id,
     )
+
+
+async def counts(conn: asyncpg.Connection) -> dict[tuple[str, str], int]:
+    """(consumer, reason) → dead letters stored, across every org (metrics)."""
+    rows = await conn.fetch(
+        "SELECT consumer, reason, count(*) AS n FROM dead_letters GROUP BY consumer, reason"
+    )
+    return {(r["consumer"], r["reason"]): r["n"] for r in rows}
