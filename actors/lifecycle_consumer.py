@@ -4,7 +4,7 @@ A single actor on the durable consumer ``run-lifecycle`` of ``<prefix>.sessions.
 (messages one at a time, so a session's ``completed`` is applied before its ``stopped``):
 
 - ``completed`` with run_id/completion_id/outcome: records the completion once per
-  completion id (``store.runs.complete``), which also enqueues ``write_artifacts`` and
+  completion id (``store.run_outcomes.complete``), which also enqueues ``write_artifacts`` and
   ``notify_run_terminal`` in the same transaction;
 - ``stopped`` of a run's session: the session row is read; if it is stopped and holds a
   completion that is applied (the ``completed`` event may have been lost), else the run
@@ -29,6 +29,7 @@ from actors.pool import ACK, ConsumerSpec, Dead, Outcome, PoolMember, Retry
 from core.bus import Subjects
 from schemas.automations import CompletionOutcome
 from schemas.sessions import SessionLifecycleEvent
+from store import run_finalizer, run_outcomes
 from store import runs as runs_store
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ async def apply_completion(
     if outcome not in _OUTCOMES:
         outcome = "failed"
     checked: CompletionOutcome = outcome  # type: ignore[assignment]
-    return await runs_store.complete(
+    return await run_outcomes.complete(
         conn,
         run.id,
         completion_id=completion_id,
@@ -98,7 +99,7 @@ async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunReco
     (only ``stopped`` is final) ends nothing, and the run waits.
     """
     assert run.session_id is not None
-    ended = await runs_store.session_state(conn, run.session_id)
+    ended = await run_finalizer.session_state(conn, run.session_id)
     if ended is not None and ended.status != "stopped":
         await runs_store.touch(conn, run.id)
         return "waiting"
@@ -112,7 +113,7 @@ async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunReco
             summary=ended.summary,
         )
         return "completed"
-    await runs_store.fail(
+    await run_outcomes.fail(
         conn,
         run.id,
         stage="execution",

@@ -47,6 +47,7 @@ from core.bus import Subjects
 from core.settings import Settings
 from schemas.automations import RunStage, RunStatus, RunWork
 from schemas.sessions import NewSession
+from store import run_finalizer, run_outcomes
 from store import runs as store
 from store.runs import RunRecord
 
@@ -178,7 +179,7 @@ class RunWorker(PoolMember):
             try:
                 enrichment = build_enrichment(claimed)
             except EnrichmentError as exc:
-                await store.fail(
+                await run_outcomes.fail(
                     conn,
                     run_id,
                     stage="enrichment",
@@ -206,7 +207,7 @@ class RunWorker(PoolMember):
         config_id = claimed.default_configuration_id
         if config_id is None:
             async with self.res.pool.acquire() as conn:
-                await store.fail(
+                await run_outcomes.fail(
                     conn,
                     run_id,
                     stage="target",
@@ -222,7 +223,7 @@ class RunWorker(PoolMember):
             if not exc.permanent:
                 return Retry(5.0, f"{exc.code}: {exc}")
             async with self.res.pool.acquire() as conn:
-                await store.fail(
+                await run_outcomes.fail(
                     conn,
                     run_id,
                     stage="execution",
@@ -290,7 +291,7 @@ class RunWorker(PoolMember):
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", FINALIZER_LOCK_ID):
                 return decisions
             try:
-                for run in await store.overdue(conn, idle_seconds=self.idle_seconds):
+                for run in await run_finalizer.overdue(conn, idle_seconds=self.idle_seconds):
                     decision = await self._finalize_one(conn, run)
                     decisions[decision] = decisions.get(decision, 0) + 1
             finally:
@@ -302,7 +303,7 @@ class RunWorker(PoolMember):
     async def _finalize_one(self, conn: asyncpg.Connection, run: RunRecord) -> str:
         now = time.time()
         if run.status == "running" and run.deadline_at and run.deadline_at.timestamp() < now:
-            await store.fail(
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage="execution",
@@ -312,9 +313,9 @@ class RunWorker(PoolMember):
             )
             return "timed_out"
         if run.status != "running":
-            if await store.requeue(conn, run):
+            if await run_finalizer.requeue(conn, run):
                 return "requeued"
-            await store.fail(
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage=run.status,
@@ -323,7 +324,7 @@ class RunWorker(PoolMember):
             )
             return "stalled"
         if run.session_id is None:
-            await store.fail(
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage="execution",
@@ -331,7 +332,7 @@ class RunWorker(PoolMember):
                 message="the run has no session",
             )
             return "missing_session"
-        state = await store.session_state(conn, run.session_id)
+        state = await run_finalizer.session_state(conn, run.session_id)
         if state is None or state.status == "stopped":
             return await settle_ended_session(conn, run)
         if state.status == "failed":
@@ -343,8 +344,8 @@ class RunWorker(PoolMember):
         """A failed session has not ended (its agent may even still be working): ask it to
         boot again rather than judging the run, up to :data:`SESSION_REVIVALS` times."""
         assert run.session_id is not None
-        if not await store.note_revival(conn, run, max_revivals=SESSION_REVIVALS):
-            await store.fail(
+        if not await run_finalizer.note_revival(conn, run, max_revivals=SESSION_REVIVALS):
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage="execution",

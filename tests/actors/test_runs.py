@@ -18,7 +18,7 @@ from actors.runs import SESSION_REVIVALS, RunWorker
 from core.settings import Settings
 from schemas.sessions import NewSession
 from schemas.triggers import GitHubContext, TriggerContext
-from store import runs, sessions
+from store import run_events, runs, sessions
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
@@ -334,6 +334,6 @@ async def test_a_session_that_keeps_failing_ends_the_run_as_sandbox_dead(
     await _session(iso_pool, run, "failed")
     async with iso_pool.acquire() as conn:
         for attempt in range(SESSION_REVIVALS):  # earlier rounds asked it to boot
-            await runs.add_event(conn, run.id, "revived", data={"attempt": attempt + 1})
+            await run_events.add_event(conn, run.id, "revived", data={"attempt": attempt + 1})
     assert await worker.finalize() == {"sandbox_dead": 1}
     assert await _state(iso_pool, run) == ("failed", "sandbox_dead")
