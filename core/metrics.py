@@ -175,7 +175,9 @@ def lifecycle_metrics() -> LifecycleMetrics:
 
 # --- trigger/run pools, lifecycle consumer, outbox (ingress side, read at scrape) ---------------
 
-from dataclasses import dataclass, field  # noqa: E402  (kept with the section that uses it)
+from collections.abc import Mapping  # noqa: E402  (kept with the section that uses it)
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
 
 from prometheus_client.core import CounterMetricFamily  # noqa: E402
 
@@ -209,42 +211,57 @@ class _PoolMetrics(Collector):
 
     def collect(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
         snap = self.snapshot
-        consumed = CounterMetricFamily(
-            "warren_pool_consumed",
-            "Messages a pool member settled (acked, dead letters included) since it started.",
-            labels=["consumer", "member"],
-        )
-        for (consumer, member), value in sorted(snap.consumed.items()):
-            consumed.add_metric([consumer, member], value)
-        dead = CounterMetricFamily(
-            "warren_pool_dead_lettered",
-            "Messages a pool gave up on and parked as dead letters, by reason.",
-            labels=["consumer", "reason"],
-        )
-        for (consumer, reason), value in sorted(snap.dead_lettered.items()):
-            dead.add_metric([consumer, reason], value)
-        pending = GaugeMetricFamily(
-            "warren_pool_pending_messages",
-            "Messages the durable consumer has not delivered yet (its lag).",
-            labels=["consumer"],
-        )
-        for consumer, value in sorted(snap.pending.items()):
-            pending.add_metric([consumer], value)
-        ack_pending = GaugeMetricFamily(
-            "warren_pool_ack_pending_messages",
-            "Messages delivered to a pool member and not acked yet.",
-            labels=["consumer"],
-        )
-        for consumer, value in sorted(snap.ack_pending.items()):
-            ack_pending.add_metric([consumer], value)
-        outbox = GaugeMetricFamily(
-            "warren_outbox_rows",
-            "Outbox rows by status (pending: lag, dispatched: consumed, failed: dead).",
-            labels=["status"],
-        )
-        for status, value in sorted(snap.outbox.items()):
-            outbox.add_metric([status], value)
-        return [consumed, dead, pending, ack_pending, outbox]
+        return [
+            _family(
+                CounterMetricFamily,
+                "warren_pool_consumed",
+                "Messages a pool member settled (acked, dead letters included) since it started.",
+                ["consumer", "member"],
+                snap.consumed,
+            ),
+            _family(
+                CounterMetricFamily,
+                "warren_pool_dead_lettered",
+                "Messages a pool gave up on and parked as dead letters, by reason.",
+                ["consumer", "reason"],
+                snap.dead_lettered,
+            ),
+            _family(
+                GaugeMetricFamily,
+                "warren_pool_pending_messages",
+                "Messages the durable consumer has not delivered yet (its lag).",
+                ["consumer"],
+                snap.pending,
+            ),
+            _family(
+                GaugeMetricFamily,
+                "warren_pool_ack_pending_messages",
+                "Messages delivered to a pool member and not acked yet.",
+                ["consumer"],
+                snap.ack_pending,
+            ),
+            _family(
+                GaugeMetricFamily,
+                "warren_outbox_rows",
+                "Outbox rows by status (pending: lag, dispatched: consumed, failed: dead).",
+                ["status"],
+                snap.outbox,
+            ),
+        ]
+
+
+def _family(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: list[str],
+    values: Mapping[Any, int],
+) -> CounterMetricFamily | GaugeMetricFamily:
+    """One metric family with a sample per key (a label value, or a tuple of them)."""
+    family = kind(name, documentation, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+    return family
 
 
 POOL_METRICS = _PoolMetrics()

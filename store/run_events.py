@@ -41,3 +41,13 @@ async def list_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[RunEv
         run_id,
     )
     return [msgspec.convert(dict(r), RunEvent) for r in rows]
+
+
+async def count_events(conn: asyncpg.Connection, run_id: uuid.UUID, type_: str) -> int:
+    """How many ``type_`` entries the run's history holds."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM automation_run_events WHERE run_id = $1 AND type = $2",
+        run_id,
+        type_,
+    )
+    return count

@@ -10,7 +10,7 @@ import msgspec
 
 from schemas.automations import OutboxKind
 from store import outbox
-from store.run_events import add_event
+from store.run_events import add_event, count_events
 from store.runs import ACTIVE_STATUSES, RECORD_SELECT, RunRecord
 
 
@@ -18,10 +18,7 @@ async def requeue(conn: asyncpg.Connection, run: RunRecord, *, max_requeues: int
     """Enqueue a stalled run's current stage again (its work message was lost); False once
     it was requeued ``max_requeues`` times already (the caller then fails it)."""
     async with conn.transaction():
-        done: int = await conn.fetchval(
-            "SELECT count(*) FROM automation_run_events WHERE run_id = $1 AND type = 'requeued'",
-            run.id,
-        )
+        done = await count_events(conn, run.id, "requeued")
         if done >= max_requeues:
             return False
         kind: OutboxKind = "enqueue_execute" if run.status == "ready" else "enqueue_enrich"
@@ -39,10 +36,7 @@ async def note_revival(conn: asyncpg.Connection, run: RunRecord, *, max_revivals
     """Record that the finalizer asks the run's failed session to boot again; False once it
     asked ``max_revivals`` times already (the caller then fails the run)."""
     async with conn.transaction():
-        done: int = await conn.fetchval(
-            "SELECT count(*) FROM automation_run_events WHERE run_id = $1 AND type = 'revived'",
-            run.id,
-        )
+        done = await count_events(conn, run.id, "revived")
         if done >= max_revivals:
             return False
         await add_event(

@@ -5,12 +5,10 @@ its run, and a completion stored on the session is used when its event was lost.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
-import pytest
 
 from actors.lifecycle_consumer import LifecycleConsumer
 from core.bus import Subjects, connect, declare_streams
@@ -22,17 +20,9 @@ from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
     iso_settings,
+    lifecycle_consumer,
     make_run,
 )
-
-
-@pytest.fixture
-async def consumer(iso_settings: Settings) -> AsyncIterator[LifecycleConsumer]:
-    """The lifecycle consumer, in process."""
-    member = LifecycleConsumer(iso_settings, f"test-lifecycle-{uuid.uuid4().hex[:6]}")
-    assert await member.ready(30)
-    yield member
-    await member.shutdown()
 
 
 async def _running_run(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
@@ -97,6 +87,16 @@ async def _stop(pool: asyncpg.Pool, session: uuid.UUID, reason: str) -> None:
         assert await sessions.mark_stopped(conn, session, reason)
 
 
+async def _settled(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | None]:
+    """(status, reason) once the run is no longer running."""
+
+    async def settled() -> tuple[str, str | None] | None:
+        status = await _status(pool, run_id)
+        return status if status[0] != "running" else None
+
+    return await eventually(settled)
+
+
 async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | None]:
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
@@ -107,7 +107,7 @@ async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | Non
 
 
 async def test_completion_is_applied_once(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
     done = _event(
@@ -124,11 +124,7 @@ async def test_completion_is_applied_once(
     await _stop(iso_pool, session, "completed")
     await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
-
-    assert await eventually(settled) == ("needs_human", "agent_reported")
+    assert await _settled(iso_pool, run_id) == ("needs_human", "agent_reported")
     async with iso_pool.acquire() as conn:
         run = await runs.get_record(conn, run_id)
         kinds = [
@@ -144,21 +140,17 @@ async def test_completion_is_applied_once(
 
 
 async def test_session_stopped_without_completion_fails_the_run(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
     await _stop(iso_pool, session, "error")
     await _publish(iso_settings, _event("stopped", org, session, reason="error"))
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
-
-    assert await eventually(settled) == ("failed", "no_completion")
+    assert await _settled(iso_pool, run_id) == ("failed", "no_completion")
 
 
 async def test_lost_completion_event_is_recovered_from_the_session(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
     await sessions.record_completion(
@@ -167,15 +159,11 @@ async def test_lost_completion_event_is_recovered_from_the_session(
     await _stop(iso_pool, session, "completed")
     await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
-
-    assert await eventually(settled) == ("succeeded", None)
+    assert await _settled(iso_pool, run_id) == ("succeeded", None)
 
 
 async def test_stopped_event_of_a_session_not_stopped_ends_nothing(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     """A ``stopped`` event whose session row is not stopped (a stale or duplicated notice)
     must not fail the run: its completion, applied after it, still counts."""
@@ -194,15 +182,11 @@ async def test_stopped_event_of_a_session_not_stopped_ends_nothing(
         ),
     )
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
-
-    assert await eventually(settled) == ("succeeded", None)
+    assert await _settled(iso_pool, run_id) == ("succeeded", None)
 
 
 async def test_a_dead_letter_that_cannot_be_stored_is_kept_until_it_can(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     """Parking fails (its stream is gone): the message is not acked, and a later delivery
     parks it once the stream is back — one row, one notice."""
@@ -216,7 +200,8 @@ async def test_a_dead_letter_that_cannot_be_stored_is_kept_until_it_can(
             ack = await js.publish(subjects.session_lifecycle, b"not a lifecycle event")
 
             async def failed() -> bool:
-                return consumer.loop is not None and consumer.loop.park_failures > 0
+                loop = lifecycle_consumer.loop
+                return loop is not None and loop.park_failures > 0
 
             await eventually(failed)
         finally:

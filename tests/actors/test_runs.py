@@ -23,6 +23,7 @@ from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
     iso_settings,
+    lifecycle_consumer,
     make_run,
 )
 
@@ -265,15 +266,6 @@ async def test_redelivered_execute_keeps_the_session(
     assert after.session_id == session_id and after.lease_owner is None and count == 1
 
 
-@pytest.fixture
-async def lifecycle(iso_settings: Settings) -> AsyncIterator[LifecycleConsumer]:
-    """The lifecycle consumer, in process on the isolated prefix."""
-    member = LifecycleConsumer(iso_settings, f"test-lifecycle-{uuid.uuid4().hex[:6]}")
-    assert await member.ready(30)
-    yield member
-    await member.shutdown()
-
-
 async def _session_status(pool: asyncpg.Pool, session_id: uuid.UUID) -> str:
     async with pool.acquire() as conn:
         status: str = await conn.fetchval("SELECT status FROM sessions WHERE id = $1", session_id)
@@ -283,7 +275,7 @@ async def _session_status(pool: asyncpg.Pool, session_id: uuid.UUID) -> str:
 async def test_finalizer_revives_a_failed_session_and_the_run_still_completes(
     ray_cluster: None,
     worker: RunWorker,
-    lifecycle: LifecycleConsumer,
+    lifecycle_consumer: LifecycleConsumer,
     iso_pool: asyncpg.Pool,
     iso_settings: Settings,
 ) -> None:
