@@ -59,6 +59,8 @@ FINALIZER_LOCK_ID = 0x57A88E5
 """Advisory lock id of the finalizer (any constant distinct from the migration lock)."""
 SESSION_REVIVALS = 3
 """Boots the finalizer asks of a run's failed session before failing the run."""
+REVIVE_TIMEOUT_SECONDS = 10.0
+"""How long the finalizer waits for a session actor to accept the request to boot."""
 _QUIET_DECISIONS = {"waiting", "requeued", "revived"}
 """Finalizer decisions that enqueue no outbox row needing a wake-up."""
 _decoder = msgspec.json.Decoder(RunWork)
@@ -355,8 +357,9 @@ class RunWorker(PoolMember):
             return "sandbox_dead"
         try:
             handle = await get_session_actor(str(run.session_id), self.settings)
-            await call_actor(handle, "eager_start")
-        except Exception as exc:  # Ray hiccup: the next round asks again
+            # The boot itself runs in the background; only its start is waited for.
+            await asyncio.wait_for(call_actor(handle, "eager_start"), REVIVE_TIMEOUT_SECONDS)
+        except Exception as exc:  # Ray hiccup or a slow actor: the next round asks again
             log.warning("%s: reviving session %s failed: %s", self.name, run.session_id, exc)
         return "revived"
 

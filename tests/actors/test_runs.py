@@ -290,10 +290,10 @@ async def test_finalizer_revives_a_failed_session_and_the_run_still_completes(
     assert await worker.finalize() == {"revived": 1}
     assert await _state(iso_pool, run) == ("running", None)
 
-    async def booted() -> bool:
-        return await _session_status(iso_pool, session_id) == "running"
+    async def booting() -> bool:
+        return await _session_status(iso_pool, session_id) in ("starting", "running")
 
-    await eventually(booted, within=120)  # the finalizer asked the real session actor to boot
+    await eventually(booting, within=60)  # the finalizer asked the real session actor to boot
     handle = await session_client.get_session_actor(str(session_id), iso_settings)
     try:
         reply = await session_client.call_actor(
