@@ -35,6 +35,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
 
 from actors.base import BackgroundActor
+from core.backoff import exponential_delay
 from core.bus import Subjects
 from schemas.dead_letters import DeadLetter, json_or_text
 from store import dead_letters as store
@@ -93,11 +94,6 @@ Outcome = _Ack | Retry | Dead
 Handler = Callable[[Msg], Awaitable[Outcome]]
 OrgOf = Callable[[Msg], Awaitable[uuid.UUID | None]]
 """The org a message belongs to, for a dead letter of a message the handler kept retrying."""
-
-
-def retry_delay(num_delivered: int, base: float = 1.0, cap: float = 60.0) -> float:
-    """Backoff for the next delivery: base·2^(n-1), capped."""
-    return float(min(base * 2 ** max(0, num_delivered - 1), cap))
 
 
 async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
@@ -226,7 +222,9 @@ class PullLoop:
             outcome = await self.handler(msg)
         except Exception as exc:  # a handler bug must not stall the consumer
             log.exception("%s: handler failed on %s", self.name, msg.subject)
-            outcome = Retry(retry_delay(delivered), f"{type(exc).__name__}: {exc}")
+            # A handler bug is retried after 1 s, doubling per delivery up to a minute.
+            delay = exponential_delay(delivered - 1, base=1.0, cap=60.0)
+            outcome = Retry(delay, f"{type(exc).__name__}: {exc}")
         finally:
             heartbeat.cancel()
         if isinstance(outcome, Retry) and delivered >= self.spec.max_deliver:
@@ -275,12 +273,14 @@ class PullLoop:
                 )
                 if msg.metadata.num_delivered < self.spec.max_deliver + PARK_DELIVERIES:
                     # Not acked: the next delivery parks it again.
-                    await msg.nak(delay=retry_delay(attempt))
+                    await msg.nak(delay=exponential_delay(attempt - 1, base=1.0, cap=60.0))
                     return False
                 # The last delivery JetStream allows: keep trying here, holding the message.
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
-                await asyncio.sleep(retry_delay(attempt, cap=self.spec.ack_wait / 3))
+                await asyncio.sleep(
+                    exponential_delay(attempt - 1, base=1.0, cap=self.spec.ack_wait / 3)
+                )
                 continue
             self.dead_lettered[dead.reason] += 1
             log.warning("%s: dead-lettered %s (%s)", self.name, msg.subject, dead.reason)
