@@ -4,10 +4,11 @@ A single actor on the durable consumer ``run-lifecycle`` of ``<prefix>.sessions.
 (messages one at a time, so a session's ``completed`` is applied before its ``stopped``):
 
 - ``completed`` with run_id/completion_id/outcome: records the completion once per
-  completion id (``store.runs.complete``), which also enqueues ``write_artifacts`` and
+  completion id (``store.run_outcomes.complete``), which also enqueues ``write_artifacts`` and
   ``notify_run_terminal`` in the same transaction;
-- ``stopped`` of a run's session: the session row is read; if it holds a completion it is
-  applied (the ``completed`` event may have been lost), else the run fails ``no_completion``;
+- ``stopped`` of a run's session: the session row is read; if it is stopped and holds a
+  completion that is applied (the ``completed`` event may have been lost), else the run
+  fails ``no_completion``;
 - any other event of a run's session counts as activity for the finalizer's idle check.
 
 Lifecycle publishing is best effort on the session side; the finalizer in actors/runs.py
@@ -24,11 +25,11 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from actors.base import BackgroundActor
-from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop, Retry
+from actors.pool import ACK, ConsumerSpec, Dead, Outcome, PoolMember, Retry
 from core.bus import Subjects
 from schemas.automations import CompletionOutcome
 from schemas.sessions import SessionLifecycleEvent
+from store import run_finalizer, run_outcomes
 from store import runs as runs_store
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def consumer_spec(subjects: Subjects) -> ConsumerSpec:
         stream=subjects.stream("SESSION_LIFECYCLE"),
         durable="run-lifecycle",
         filter_subject=subjects.session_lifecycle,
+        dead_source="sessions.lifecycle",
         ack_wait=30.0,
         max_deliver=20,
         batch=1,
@@ -74,7 +76,7 @@ async def apply_completion(
     if outcome not in _OUTCOMES:
         outcome = "failed"
     checked: CompletionOutcome = outcome  # type: ignore[assignment]
-    return await runs_store.complete(
+    return await run_outcomes.complete(
         conn,
         run.id,
         completion_id=completion_id,
@@ -91,9 +93,16 @@ async def apply_completion(
 
 
 async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunRecord) -> str:
-    """A run's session has ended: apply its stored completion, or fail ``no_completion``."""
+    """A run's session has ended: apply its stored completion, or fail ``no_completion``.
+
+    The session row decides, not the event that led here: a session that is not stopped
+    (only ``stopped`` is final) ends nothing, and the run waits.
+    """
     assert run.session_id is not None
-    ended = await runs_store.session_state(conn, run.session_id)
+    ended = await run_finalizer.session_state(conn, run.session_id)
+    if ended is not None and ended.status != "stopped":
+        await runs_store.touch(conn, run.id)
+        return "waiting"
     if ended is not None and ended.completion_id and ended.outcome:
         await apply_completion(
             conn,
@@ -104,7 +113,7 @@ async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunReco
             summary=ended.summary,
         )
         return "completed"
-    await runs_store.fail(
+    await run_outcomes.fail(
         conn,
         run.id,
         stage="execution",
@@ -114,25 +123,20 @@ async def settle_ended_session(conn: asyncpg.Connection, run: runs_store.RunReco
     return "no_completion"
 
 
-class LifecycleConsumer(BackgroundActor):
+class LifecycleConsumer(PoolMember):
     """Applies session lifecycle events to runs (wrap with ``ray.remote``)."""
 
-    async def main(self) -> None:
-        """Consume lifecycle events forever."""
-        loop = PullLoop(self.res.js, consumer_spec(self.res.subjects), self.handle, name=self.name)
-        await loop.run()
+    def consumer_spec(self) -> ConsumerSpec:
+        """The durable consumer of lifecycle events for runs."""
+        return consumer_spec(Subjects(self.settings.nats_prefix))
 
     async def handle(self, msg: Msg) -> Outcome:
         """Apply one lifecycle event."""
         try:
             event = _decoder.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("%s: ignoring malformed lifecycle event: %s", self.name, exc)
-            return ACK
-        try:
             session_id = uuid.UUID(event.session_id)
-        except ValueError:
-            return ACK
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return Dead("malformed", f"not a lifecycle event: {exc}")
         async with self.res.pool.acquire() as conn:
             if event.event == "completed" and event.run_id and event.completion_id:
                 return await self._completed(conn, event, session_id)
@@ -144,6 +148,13 @@ class LifecycleConsumer(BackgroundActor):
             else:
                 await runs_store.touch(conn, run.id)
         return ACK
+
+    async def org_of(self, msg: Msg) -> uuid.UUID | None:
+        """The org the event names (only well-formed events are ever retried)."""
+        try:
+            return uuid.UUID(_decoder.decode(msg.data).org_id)
+        except ValueError:
+            return None
 
     async def _completed(
         self, conn: asyncpg.Connection, event: SessionLifecycleEvent, session_id: uuid.UUID

@@ -19,9 +19,12 @@ guarantee the previous incarnation is gone.
 
 The finalizer (every 60 s, on each member; every step is conditional so overlap is
 harmless) handles active runs that are overdue: past the deadline → ``timed_out``; session
-ended → its stored completion, else ``no_completion``; running without a session →
-``missing_session``; queued/enriching/ready idle 30 min → their step is enqueued again
-(3 times, then ``stalled``); a running run whose session is alive is left alone.
+stopped → its stored completion, else ``no_completion``; session ``failed`` (a boot that
+failed, a sandbox that stopped answering: the session boots again when asked, and an
+automation session has no client to ask) → asked to boot again (3 times, then
+``sandbox_dead``); running without a session → ``missing_session``; queued/enriching/ready
+idle 30 min → their step is enqueued again (3 times, then ``stalled``); a running run whose
+session is alive is left alone.
 """
 
 from __future__ import annotations
@@ -36,15 +39,15 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from actors.base import BackgroundActor
 from actors.enrichment import EnrichmentError, automation_prompt, build_enrichment
 from actors.lifecycle_consumer import settle_ended_session
-from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop, Retry
-from actors.session_client import create_session
+from actors.pool import ACK, ConsumerSpec, Dead, Outcome, PoolMember, Retry
+from actors.session_client import call_actor, create_session, get_session_actor
 from core.bus import Subjects
 from core.settings import Settings
 from schemas.automations import RunStage, RunStatus, RunWork
 from schemas.sessions import NewSession
+from store import run_finalizer, run_outcomes
 from store import runs as store
 from store.runs import RunRecord
 
@@ -54,6 +57,12 @@ IDLE_SECONDS = 30 * 60.0
 FINALIZE_EVERY_SECONDS = 60.0
 FINALIZER_LOCK_ID = 0x57A88E5
 """Advisory lock id of the finalizer (any constant distinct from the migration lock)."""
+SESSION_REVIVALS = 3
+"""Boots the finalizer asks of a run's failed session before failing the run."""
+REVIVE_TIMEOUT_SECONDS = 10.0
+"""How long the finalizer waits for a session actor to accept the request to boot."""
+_QUIET_DECISIONS = {"waiting", "requeued", "revived"}
+"""Finalizer decisions that enqueue no outbox row needing a wake-up."""
 _decoder = msgspec.json.Decoder(RunWork)
 
 
@@ -77,14 +86,15 @@ def consumer_spec(subjects: Subjects) -> ConsumerSpec:
     return ConsumerSpec(
         stream=subjects.stream("RUNS"),
         durable="run-pool",
-        filter_subject=f"{subjects.prefix}.runs.>",
+        filter_subject=f"{subjects.prefix}.runs.*",
+        dead_source="runs",
         ack_wait=30.0,
         max_deliver=20,
         batch=8,
     )
 
 
-class RunWorker(BackgroundActor):
+class RunWorker(PoolMember):
     """One member of the run pool (wrap with ``ray.remote``; see actors.bootstrap)."""
 
     def __init__(
@@ -109,12 +119,15 @@ class RunWorker(BackgroundActor):
         if released:
             log.warning("%s: released %d leases of a previous incarnation", self.name, released)
 
+    def consumer_spec(self) -> ConsumerSpec:
+        """The run pool's durable consumer."""
+        return consumer_spec(Subjects(self.settings.nats_prefix))
+
     async def main(self) -> None:
         """Consume run work and finalize overdue runs, forever."""
-        loop = PullLoop(self.res.js, consumer_spec(self.res.subjects), self.handle, name=self.name)
         finalizer = asyncio.create_task(self._finalize_forever())
         try:
-            await loop.run()
+            await self.consume()
         finally:
             finalizer.cancel()
 
@@ -124,11 +137,17 @@ class RunWorker(BackgroundActor):
             work = _decoder.decode(msg.data)
             run_id = uuid.UUID(work.run_id)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.error("%s: dropping malformed run work: %s", self.name, exc)
-            return ACK
+            return Dead("malformed", f"not run work: {exc}")
         outcome = await (self.enrich(run_id) if work.stage == "enrich" else self.execute(run_id))
         self.steps[work.stage] += 1
         return outcome
+
+    async def org_of(self, msg: Msg) -> uuid.UUID | None:
+        """The org of the run a work item names."""
+        work = _decoder.decode(msg.data)  # only well-formed work is ever retried
+        async with self.res.pool.acquire() as conn:
+            record = await store.get_record(conn, uuid.UUID(work.run_id))
+        return record.org_id if record else None
 
     async def _claim(self, run_id: uuid.UUID, stage: RunStage) -> RunRecord | Outcome:
         """Claim the run for ``stage``, or the outcome for its message if it cannot be."""
@@ -162,7 +181,7 @@ class RunWorker(BackgroundActor):
             try:
                 enrichment = build_enrichment(claimed)
             except EnrichmentError as exc:
-                await store.fail(
+                await run_outcomes.fail(
                     conn,
                     run_id,
                     stage="enrichment",
@@ -190,7 +209,7 @@ class RunWorker(BackgroundActor):
         config_id = claimed.default_configuration_id
         if config_id is None:
             async with self.res.pool.acquire() as conn:
-                await store.fail(
+                await run_outcomes.fail(
                     conn,
                     run_id,
                     stage="target",
@@ -206,7 +225,7 @@ class RunWorker(BackgroundActor):
             if not exc.permanent:
                 return Retry(5.0, f"{exc.code}: {exc}")
             async with self.res.pool.acquire() as conn:
-                await store.fail(
+                await run_outcomes.fail(
                     conn,
                     run_id,
                     stage="execution",
@@ -274,19 +293,19 @@ class RunWorker(BackgroundActor):
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", FINALIZER_LOCK_ID):
                 return decisions
             try:
-                for run in await store.overdue(conn, idle_seconds=self.idle_seconds):
+                for run in await run_finalizer.overdue(conn, idle_seconds=self.idle_seconds):
                     decision = await self._finalize_one(conn, run)
                     decisions[decision] = decisions.get(decision, 0) + 1
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", FINALIZER_LOCK_ID)
-        if decisions.keys() - {"waiting", "requeued"}:
+        if decisions.keys() - _QUIET_DECISIONS:
             await self._wake()
         return decisions
 
     async def _finalize_one(self, conn: asyncpg.Connection, run: RunRecord) -> str:
         now = time.time()
         if run.status == "running" and run.deadline_at and run.deadline_at.timestamp() < now:
-            await store.fail(
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage="execution",
@@ -296,9 +315,9 @@ class RunWorker(BackgroundActor):
             )
             return "timed_out"
         if run.status != "running":
-            if await store.requeue(conn, run):
+            if await run_finalizer.requeue(conn, run):
                 return "requeued"
-            await store.fail(
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage=run.status,
@@ -307,7 +326,7 @@ class RunWorker(BackgroundActor):
             )
             return "stalled"
         if run.session_id is None:
-            await store.fail(
+            await run_outcomes.fail(
                 conn,
                 run.id,
                 stage="execution",
@@ -315,11 +334,34 @@ class RunWorker(BackgroundActor):
                 message="the run has no session",
             )
             return "missing_session"
-        state = await store.session_state(conn, run.session_id)
-        if state is None or state.status in ("stopped", "failed"):
+        state = await run_finalizer.session_state(conn, run.session_id)
+        if state is None or state.status == "stopped":
             return await settle_ended_session(conn, run)
+        if state.status == "failed":
+            return await self._revive(conn, run)
         await store.touch(conn, run.id)
         return "waiting"
+
+    async def _revive(self, conn: asyncpg.Connection, run: RunRecord) -> str:
+        """A failed session has not ended (its agent may even still be working): ask it to
+        boot again rather than judging the run, up to :data:`SESSION_REVIVALS` times."""
+        assert run.session_id is not None
+        if not await run_finalizer.note_revival(conn, run, max_revivals=SESSION_REVIVALS):
+            await run_outcomes.fail(
+                conn,
+                run.id,
+                stage="execution",
+                code="sandbox_dead",
+                message=f"the session failed to start {SESSION_REVIVALS} times",
+            )
+            return "sandbox_dead"
+        try:
+            handle = await get_session_actor(str(run.session_id), self.settings)
+            # The boot itself runs in the background; only its start is waited for.
+            await asyncio.wait_for(call_actor(handle, "eager_start"), REVIVE_TIMEOUT_SECONDS)
+        except Exception as exc:  # Ray hiccup or a slow actor: the next round asks again
+            log.warning("%s: reviving session %s failed: %s", self.name, run.session_id, exc)
+        return "revived"
 
     async def _wake(self) -> None:
         with contextlib.suppress(Exception):

@@ -11,9 +11,10 @@ For each (trigger, context) one transaction inserts the trigger event (unique pe
 (trigger, dedup key): a redelivery inserts nothing), and unless it is skipped
 (unbound, trigger or automation disabled, filter mismatch) the queued run and its
 ``enqueue_enrich`` outbox row. The message is acked only after the commit. A message
-that cannot be processed (malformed, unknown trigger) is published on
-``<prefix>.triggers.dead.<reason>`` and, when its trigger is known, recorded on that
-trigger as a failed event; it never blocks the pool.
+that cannot be processed (malformed, unknown trigger) is parked as a dead letter
+(actors/pool.py: a ``dead_letters`` row, then ``<prefix>.triggers.dead.<reason>``) and,
+when its trigger is known, also recorded on that trigger as a failed event; it never
+blocks the pool.
 """
 
 from __future__ import annotations
@@ -27,18 +28,12 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from actors.base import BackgroundActor
-from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop
+from actors.pool import ACK, ConsumerSpec, Dead, Outcome, PoolMember
 from core.bus import Subjects
 from core.settings import Settings
 from integrations.custom import CUSTOM_DEDUP_WINDOW_SECONDS
 from integrations.registry import ProviderRegistry, UnknownProviderError, default_registry
-from schemas.automations import (
-    CustomTriggerMessage,
-    DeadLetter,
-    SkipReason,
-    TriggerEnvelope,
-)
+from schemas.automations import CustomTriggerMessage, SkipReason, TriggerEnvelope
 from schemas.triggers import TriggerContext, WebhookContext
 from store import triggers as store
 from store.triggers import EventTarget, Recorded
@@ -65,6 +60,7 @@ def consumer_spec(subjects: Subjects) -> ConsumerSpec:
         stream=subjects.stream("TRIGGER_EVENTS"),
         durable="trigger-pool",
         filter_subject=f"{subjects.prefix}.triggers.events.>",
+        dead_source="triggers",
         ack_wait=30.0,
         max_deliver=10,
     )
@@ -137,33 +133,24 @@ def custom_context(
     return ctx, None if explicit else float(CUSTOM_DEDUP_WINDOW_SECONDS)
 
 
-class TriggerWorker(BackgroundActor):
+class TriggerWorker(PoolMember):
     """One member of the trigger pool (wrap with ``ray.remote``; see actors.bootstrap)."""
 
     def __init__(self, settings: Settings, name: str) -> None:
         super().__init__(settings, name)
         self.registry = default_registry()
         self.created_runs = 0
-        self.dead_letters = 0
 
-    async def main(self) -> None:
-        """Consume trigger events forever."""
-        loop = PullLoop(
-            self.res.js,
-            consumer_spec(self.res.subjects),
-            self.handle,
-            on_exhausted=self._exhausted,
-            name=self.name,
-        )
-        await loop.run()
+    def consumer_spec(self) -> ConsumerSpec:
+        """The trigger pool's durable consumer."""
+        return consumer_spec(Subjects(self.settings.nats_prefix))
 
     async def handle(self, msg: Msg) -> Outcome:
         """Process one message; dead-letter what cannot be processed."""
         try:
             created = await self._process(msg)
         except DeadLetterError as dead:
-            await self._dead_letter(msg, dead)
-            return ACK
+            return await self._failed(msg, dead)
         if created:
             self.created_runs += created
             # Wake the outbox now rather than at its next poll.
@@ -240,37 +227,43 @@ class TriggerWorker(BackgroundActor):
             )
         return 1 if recorded.run_id is not None else 0
 
-    async def _dead_letter(self, msg: Msg, dead: DeadLetterError) -> None:
-        seq = msg.metadata.sequence.stream
-        if dead.target is not None:
+    async def _failed(self, msg: Msg, dead: DeadLetterError) -> Dead:
+        """Show the failure on its trigger when known; the pool parks the message."""
+        target = dead.target
+        if target is not None:
             async with self.res.pool.acquire() as conn:
                 await store.record_failed_event(
                     conn,
-                    dead.target,
-                    dedup_key=f"dead:{seq}",
+                    target,
+                    dedup_key=f"dead:{msg.metadata.sequence.stream}",
                     error=f"{dead.reason}: {dead.detail}",
                     received_at=msg.metadata.timestamp.astimezone(UTC),
                 )
-        raw = _raw_json(msg.data)
-        letter = DeadLetter(
-            reason=dead.reason,
-            detail=dead.detail[:2000],
-            subject=msg.subject,
-            stream_seq=seq,
-            trigger_id=str(dead.target.id) if dead.target else None,
-            data=raw if raw is not None else msgspec.Raw(b"null"),
-            data_text=None if raw is not None else msg.data[:65536].decode("utf-8", "replace"),
+        return Dead(
+            dead.reason,
+            dead.detail,
+            org_id=target.org_id if target else None,
+            trigger_id=str(target.id) if target else None,
         )
-        await self.res.js.publish(
-            self.res.subjects.trigger_dead_letter(dead.reason),
-            msgspec.json.encode(letter),
-            headers={"Nats-Msg-Id": f"dead:{seq}"},
-        )
-        self.dead_letters += 1
-        log.warning("%s: dead-lettered %s (%s)", self.name, msg.subject, dead.reason)
 
-    async def _exhausted(self, msg: Msg, reason: str) -> None:
-        await self._dead_letter(msg, DeadLetterError("max_deliver", reason))
+    async def org_of(self, msg: Msg) -> uuid.UUID | None:
+        """The org of the trigger a message names, if it names one that exists."""
+        prefix = f"{self.res.subjects.prefix}.triggers.events.custom."
+        raw_id: str | None = msg.subject.removeprefix(prefix)
+        if raw_id == msg.subject:
+            try:
+                raw_id = _envelope_decoder.decode(msg.data).trigger_id
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+        if raw_id is None:
+            return None
+        try:
+            trigger_id = uuid.UUID(raw_id)
+        except ValueError:
+            return None
+        async with self.res.pool.acquire() as conn:
+            target = await store.target_by_id(conn, trigger_id)
+        return target.org_id if target else None
 
 
 def _uuid(raw: str) -> uuid.UUID:
@@ -282,11 +275,3 @@ def _uuid(raw: str) -> uuid.UUID:
 
 def _none_if_null(raw: msgspec.Raw) -> msgspec.Raw | None:
     return None if bytes(raw) == b"null" else raw
-
-
-def _raw_json(data: bytes) -> msgspec.Raw | None:
-    try:
-        msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return None
-    return msgspec.Raw(data)

@@ -18,6 +18,7 @@ from api.routes import (
     api_keys,
     auth,
     automations,
+    dead_letters,
     health,
     orgs,
     proxy,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(triggers.router)
     app.include_router(schedules.router)
     app.include_router(runs.router)
+    app.include_router(dead_letters.router)
     app.include_router(webhooks.router)
     app.include_router(sessions.router)
     app.include_router(session_ws.router)

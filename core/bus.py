@@ -44,7 +44,12 @@ class Subjects:
 
     def trigger_dead_letter(self, reason: str) -> str:
         """Trigger events that could not be processed, with the reason as last token."""
-        return f"{self.prefix}.triggers.dead.{reason}"
+        return self.dead_letter("triggers", reason)
+
+    def dead_letter(self, source: str, reason: str) -> str:
+        """Messages a consumer gave up on: ``<prefix>.<source>.dead.<reason>`` (source
+        ``triggers``, ``runs`` or ``sessions.lifecycle``, the subject root it consumes)."""
+        return f"{self.prefix}.{source}.dead.{reason}"
 
     def runs(self, stage: str) -> str:
         """Work for the run pool: ``enrich`` or ``execute``."""
@@ -73,9 +78,16 @@ class Subjects:
         p = self.prefix
         lifecycle = self.session_lifecycle
         return {
-            "ingress": [f"{p}.triggers.events.>", lifecycle, self.outbox_wake],
+            # The ingress also replays dead letters to their original subjects (run work).
+            "ingress": [f"{p}.triggers.events.>", f"{p}.runs.*", lifecycle, self.outbox_wake],
             "session": [self.session_events("*"), lifecycle],
-            "pool": [f"{p}.triggers.dead.>", f"{p}.runs.>", self.outbox_wake, lifecycle],
+            "pool": [
+                f"{p}.triggers.dead.>",
+                f"{p}.runs.>",
+                self.outbox_wake,
+                lifecycle,
+                f"{lifecycle}.dead.>",
+            ],
         }[role]
 
     def subscribes(self, role: NatsRole) -> list[str]:
@@ -127,12 +139,25 @@ def stream_configs(subjects: Subjects, *, max_bytes: int = 1024**3) -> list[Stre
         ),
         StreamConfig(
             name=subjects.stream("RUNS"),
-            subjects=[f"{p}.runs.>"],
+            # One token after ``runs``: ``runs.dead.>`` belongs to DEAD_LETTERS.
+            subjects=[f"{p}.runs.*"],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             max_age=14 * DAY,
             max_bytes=small,
             max_msg_size=64 * 1024,
+            duplicate_window=300,
+        ),
+        StreamConfig(
+            name=subjects.stream("DEAD_LETTERS"),
+            # Trigger dead letters stay beside their events in TRIGGER_EVENTS.
+            subjects=[f"{p}.runs.dead.>", f"{p}.sessions.lifecycle.dead.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=30 * DAY,
+            max_bytes=small,
+            max_msg_size=4 * 1024**2,
+            discard=DiscardPolicy.OLD,
             duplicate_window=300,
         ),
         StreamConfig(

@@ -225,3 +225,96 @@ class _SchedulerCounters(Collector):
 
 
 REGISTRY.register(_SchedulerCounters())
+
+
+# --- trigger/run pools, lifecycle consumer, outbox (ingress side, read at scrape) ---------------
+
+from collections.abc import Mapping  # noqa: E402  (kept with the section that uses it)
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """The pools as read at one scrape (actors.pool_metrics): nothing here is counted in
+    this process, so every replica reports the same cluster-wide figures."""
+
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(consumer, member) → messages the live member settled since it started."""
+    dead_lettered: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(consumer, reason) → dead letters stored, ever."""
+    pending: dict[str, int] = field(default_factory=dict)
+    """consumer → messages not yet delivered (the durable consumer's lag)."""
+    ack_pending: dict[str, int] = field(default_factory=dict)
+    """consumer → messages delivered and not yet acked."""
+    outbox: dict[str, int] = field(default_factory=dict)
+    """outbox row status → rows (pending is the outbox's lag, failed its dead letters)."""
+
+
+class _PoolMetrics(Collector):
+    """Exposes the last :class:`PoolSnapshot` (``update`` is called before each scrape)."""
+
+    def __init__(self) -> None:
+        self.snapshot = PoolSnapshot()
+
+    def update(self, snapshot: PoolSnapshot) -> None:
+        """Replace the figures reported from now on."""
+        self.snapshot = snapshot
+
+    def collect(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
+        snap = self.snapshot
+        return [
+            _family(
+                CounterMetricFamily,
+                "warren_pool_consumed",
+                "Messages a pool member settled (acked, dead letters included) since it started.",
+                ["consumer", "member"],
+                snap.consumed,
+            ),
+            _family(
+                CounterMetricFamily,
+                "warren_pool_dead_lettered",
+                "Messages a pool gave up on and parked as dead letters, by reason.",
+                ["consumer", "reason"],
+                snap.dead_lettered,
+            ),
+            _family(
+                GaugeMetricFamily,
+                "warren_pool_pending_messages",
+                "Messages the durable consumer has not delivered yet (its lag).",
+                ["consumer"],
+                snap.pending,
+            ),
+            _family(
+                GaugeMetricFamily,
+                "warren_pool_ack_pending_messages",
+                "Messages delivered to a pool member and not acked yet.",
+                ["consumer"],
+                snap.ack_pending,
+            ),
+            _family(
+                GaugeMetricFamily,
+                "warren_outbox_rows",
+                "Outbox rows by status (pending: lag, dispatched: consumed, failed: dead).",
+                ["status"],
+                snap.outbox,
+            ),
+        ]
+
+
+def _family(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: list[str],
+    values: Mapping[Any, int],
+) -> CounterMetricFamily | GaugeMetricFamily:
+    """One metric family with a sample per key (a label value, or a tuple of them)."""
+    family = kind(name, documentation, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+    return family
+
+
+POOL_METRICS = _PoolMetrics()
+REGISTRY.register(POOL_METRICS)

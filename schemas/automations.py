@@ -421,19 +421,6 @@ class CustomTriggerMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
     dedup_key: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
-    """What the trigger pool publishes on ``<prefix>.triggers.dead.<reason>``."""
-
-    reason: str
-    detail: str
-    subject: str
-    stream_seq: int
-    trigger_id: str | None
-    data: msgspec.Raw = msgspec.Raw(b"null")
-    """The original message when it was JSON, else ``null`` (see ``data_text``)."""
-    data_text: str | None = None
-
-
 RunStage = Literal["enrich", "execute"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import asyncpg
 import msgspec
@@ -211,3 +211,9 @@ async def forget_side_effect(conn: asyncpg.Connection, org_id: uuid.UUID, effect
         org_id,
         effect_id,
     )
+
+
+async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Rows by status (every status, 0 when none), across every org (metrics)."""
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
+    return dict.fromkeys(get_args(OutboxStatus), 0) | {r["status"]: r["n"] for r in rows}

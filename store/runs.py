@@ -1,9 +1,9 @@
-"""SQL for automation runs: creation, leased claims, transitions, completion, the attention
-inbox and its claim/unclaim/resolve, and the finalizer's queries.
+"""SQL for automation runs as the run pool drives them: creation, leased claims, the
+enrichment and execution steps, activity and artifact references; and the API's reads.
 
-Every status change writes an ``automation_run_events`` row in the same transaction.
-Terminal transitions also settle the trigger event and enqueue ``write_artifacts`` and
-``notify_run_terminal`` in that transaction, so no terminal run is ever left unannounced.
+Every status change writes an ``automation_run_events`` row (store.run_events) in the same
+transaction; terminal transitions live in store.run_outcomes, the finalizer's queries in
+store.run_finalizer, the attention inbox in store.attention.
 """
 
 from __future__ import annotations
@@ -15,26 +15,22 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from schemas.automations import (
-    ATTENTION_RUN_STATUSES,
-    CompletionOutcome,
-    OutboxKind,
-    Run,
-    RunEvent,
-    RunStatus,
-)
+from schemas.automations import Run, RunStatus
 from store import outbox
+from store.run_events import add_event
 
 LEASE_SECONDS = 300.0
 ACTIVE_STATUSES: tuple[str, ...] = ("queued", "enriching", "ready", "running")
 
-_RUN_COLUMNS = """r.id, r.org_id, r.automation_id, a.name AS automation_name, r.trigger_id,
+
+RUN_COLUMNS = """r.id, r.org_id, r.automation_id, a.name AS automation_name, r.trigger_id,
     r.trigger_event_id, r.status, r.status_reason, r.failure_stage, r.session_id,
     r.target_configuration_id, r.completion_id, r.completion_json AS completion,
     r.completion_artifact_ref, r.enrichment_json AS enrichment, r.enrichment_artifact_ref,
     r.summary, r.error_code, r.error_message, r.assigned_to, r.assigned_at, r.resolved_by,
     r.resolved_at, r.resolution_note, r.queued_at, r.started_at, r.completed_at, r.deadline_at,
     r.created_at, r.updated_at"""
+"""The API columns of a run (``automation_runs r`` joined with ``automations a``)."""
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,7 +61,7 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     parsed_context: dict[str, Any] | None
 
 
-_RECORD_SELECT = """SELECT r.id, r.org_id, r.automation_id, r.trigger_id, r.trigger_event_id,
+RECORD_SELECT = """SELECT r.id, r.org_id, r.automation_id, r.trigger_id, r.trigger_event_id,
     r.status, r.lease_owner, r.lease_version, r.session_id, r.completion_id, r.enrichment_json,
     r.completion_json, r.last_activity_at, r.deadline_at,
     a.name AS automation_name, a.enabled AS automation_enabled, a.agent_instructions,
@@ -75,31 +71,12 @@ _RECORD_SELECT = """SELECT r.id, r.org_id, r.automation_id, r.trigger_id, r.trig
   JOIN automations a ON a.id = r.automation_id
   JOIN trigger_events e ON e.id = r.trigger_event_id
   LEFT JOIN triggers t ON t.id = r.trigger_id"""
+"""The query of :class:`RunRecord` rows (add a WHERE clause)."""
 
 
-def _run(row: asyncpg.Record) -> Run:
+def run_from_row(row: asyncpg.Record) -> Run:
+    """A row of :data:`RUN_COLUMNS` as the API's :class:`Run`."""
     return msgspec.convert(dict(row), Run)
-
-
-async def add_event(
-    conn: asyncpg.Connection,
-    run_id: uuid.UUID,
-    type_: str,
-    *,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """Append one entry to the run's history."""
-    await conn.execute(
-        """INSERT INTO automation_run_events (run_id, type, from_status, to_status, data)
-           VALUES ($1, $2, $3, $4, $5)""",
-        run_id,
-        type_,
-        from_status,
-        to_status,
-        data or {},
-    )
 
 
 async def insert_run(
@@ -126,7 +103,13 @@ async def insert_run(
 
 async def get_record(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunRecord | None:
     """A run with its automation and trigger context (pool use, no org scope)."""
-    row = await conn.fetchrow(f"{_RECORD_SELECT} WHERE r.id = $1", run_id)
+    row = await conn.fetchrow(f"{RECORD_SELECT} WHERE r.id = $1", run_id)
+    return None if row is None else msgspec.convert(dict(row), RunRecord)
+
+
+async def find_by_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> RunRecord | None:
+    """The run a session was started for, if any."""
+    row = await conn.fetchrow(f"{RECORD_SELECT} WHERE r.session_id = $1", session_id)
     return None if row is None else msgspec.convert(dict(row), RunRecord)
 
 
@@ -277,109 +260,6 @@ async def mark_running(
         return True
 
 
-async def _settle(
-    conn: asyncpg.Connection,
-    run_id: uuid.UUID,
-    previous: str,
-    status: str,
-    org_id: uuid.UUID,
-    data: dict[str, Any],
-    artifacts: list[str],
-) -> None:
-    """Bookkeeping of every terminal transition (caller holds the transaction)."""
-    await add_event(
-        conn, run_id, "status_transition", from_status=previous, to_status=status, data=data
-    )
-    await conn.execute(
-        """UPDATE trigger_events SET status = $2, processed_at = now()
-           WHERE id = (SELECT trigger_event_id FROM automation_runs WHERE id = $1)""",
-        run_id,
-        "completed" if status == "succeeded" else "failed",
-    )
-    if artifacts:
-        await outbox.enqueue(conn, org_id, run_id, "write_artifacts", {"artifacts": artifacts})
-    await outbox.enqueue(conn, org_id, run_id, "notify_run_terminal", {"status": status})
-
-
-async def fail(
-    conn: asyncpg.Connection,
-    run_id: uuid.UUID,
-    *,
-    stage: str,
-    code: str,
-    message: str,
-    status: RunStatus = "failed",
-    version: int | None = None,
-) -> bool:
-    """Move an active run to ``failed`` (or ``timed_out``) with a reason; False if it is
-    already terminal or (given ``version``) someone else moved it."""
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            """WITH old AS (SELECT id, status, session_id FROM automation_runs
-                           WHERE id = $1 FOR UPDATE)
-               UPDATE automation_runs r SET status = $3, status_reason = $4, failure_stage = $5,
-                   error_code = $4, error_message = left($6, 4000), completed_at = now(),
-                   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-               FROM old
-               WHERE r.id = old.id AND r.status = ANY($7::text[])
-                 AND ($2::int IS NULL OR r.lease_version = $2)
-               RETURNING old.status, r.org_id""",
-            run_id,
-            version,
-            status,
-            code,
-            stage,
-            message,
-            list(ACTIVE_STATUSES),
-        )
-        if row is None:
-            return False
-        await _settle(conn, run_id, row[0], status, row[1], {"reason": code, "stage": stage}, [])
-        return True
-
-
-async def complete(
-    conn: asyncpg.Connection,
-    run_id: uuid.UUID,
-    *,
-    completion_id: str,
-    outcome: CompletionOutcome,
-    summary: str | None,
-    completion: dict[str, Any],
-) -> bool:
-    """Record the agent's ``automation.complete`` once: the first completion of an active
-    run wins; the same (or any later) completion is a no-op returning False."""
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            """WITH old AS (SELECT id, status, session_id FROM automation_runs
-                           WHERE id = $1 FOR UPDATE)
-               UPDATE automation_runs r SET status = $3, completion_id = $2,
-                   completion_json = $5, summary = $4, completed_at = now(),
-                   status_reason = CASE WHEN $3 = 'succeeded' THEN NULL ELSE 'agent_reported' END,
-                   lease_owner = NULL, lease_expires_at = NULL,
-                   last_activity_at = now(), updated_at = now()
-               FROM old
-               WHERE r.id = old.id AND r.completion_id IS NULL
-                 AND r.status = ANY($6::text[])
-               RETURNING old.status, r.org_id""",
-            run_id,
-            completion_id,
-            outcome,
-            summary,
-            completion,
-            list(ACTIVE_STATUSES),
-        )
-        if row is None:
-            return False
-        await add_event(
-            conn, run_id, "completion", data={"completion_id": completion_id, "outcome": outcome}
-        )
-        await _settle(
-            conn, run_id, row[0], outcome, row[1], {"completion_id": completion_id}, ["completion"]
-        )
-        return True
-
-
 async def set_artifact_refs(
     conn: asyncpg.Connection,
     run_id: uuid.UUID,
@@ -410,82 +290,16 @@ async def touch(conn: asyncpg.Connection, run_id: uuid.UUID) -> None:
     )
 
 
-async def requeue(conn: asyncpg.Connection, run: RunRecord, *, max_requeues: int = 3) -> bool:
-    """Enqueue a stalled run's current stage again (its work message was lost); False once
-    it was requeued ``max_requeues`` times already (the caller then fails it)."""
-    async with conn.transaction():
-        done: int = await conn.fetchval(
-            "SELECT count(*) FROM automation_run_events WHERE run_id = $1 AND type = 'requeued'",
-            run.id,
-        )
-        if done >= max_requeues:
-            return False
-        kind: OutboxKind = "enqueue_execute" if run.status == "ready" else "enqueue_enrich"
-        await outbox.enqueue(conn, run.org_id, run.id, kind, {"run_id": str(run.id)})
-        await add_event(conn, run.id, "requeued", data={"stage": kind, "attempt": done + 1})
-        await conn.execute(
-            """UPDATE automation_runs SET last_activity_at = now(), lease_owner = NULL,
-                   lease_expires_at = NULL WHERE id = $1""",
-            run.id,
-        )
-        return True
-
-
-async def find_by_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> RunRecord | None:
-    """The run a session was started for, if any."""
-    row = await conn.fetchrow(f"{_RECORD_SELECT} WHERE r.session_id = $1", session_id)
-    return None if row is None else msgspec.convert(dict(row), RunRecord)
-
-
-class SessionState(msgspec.Struct, frozen=True, kw_only=True):
-    """What a run needs to know about its session row."""
-
-    status: str
-    completion_id: str | None
-    outcome: str | None
-    summary: str | None
-
-
-async def session_state(conn: asyncpg.Connection, session_id: uuid.UUID) -> SessionState | None:
-    """The session's status and the completion it recorded, if any."""
-    row = await conn.fetchrow(
-        "SELECT status, completion_id, outcome, summary FROM sessions WHERE id = $1", session_id
-    )
-    return None if row is None else msgspec.convert(dict(row), SessionState)
-
-
-async def overdue(
-    conn: asyncpg.Connection, *, idle_seconds: float, limit: int = 50
-) -> list[RunRecord]:
-    """Active runs past their deadline, idle for ``idle_seconds``, or whose session ended."""
-    rows = await conn.fetch(
-        f"""{_RECORD_SELECT}
-            LEFT JOIN sessions s ON s.id = r.session_id
-            WHERE r.status = ANY($1::text[])
-              AND (r.deadline_at < now()
-                   OR r.last_activity_at < now() - make_interval(secs => $2)
-                   OR (r.status = 'running' AND s.status IN ('stopped', 'failed')))
-            ORDER BY r.last_activity_at LIMIT $3""",
-        list(ACTIVE_STATUSES),
-        idle_seconds,
-        limit,
-    )
-    return [msgspec.convert(dict(r), RunRecord) for r in rows]
-
-
-# --- API reads --------------------------------------------------------------------------------
-
-
 async def get_run(conn: asyncpg.Connection, org_id: uuid.UUID, run_id: uuid.UUID) -> Run | None:
     """One run of the org."""
     row = await conn.fetchrow(
-        f"""SELECT {_RUN_COLUMNS} FROM automation_runs r
+        f"""SELECT {RUN_COLUMNS} FROM automation_runs r
             JOIN automations a ON a.id = r.automation_id
             WHERE r.id = $1 AND r.org_id = $2""",
         run_id,
         org_id,
     )
-    return None if row is None else _run(row)
+    return None if row is None else run_from_row(row)
 
 
 async def list_runs(
@@ -499,7 +313,7 @@ async def list_runs(
 ) -> list[Run]:
     """The org's runs, newest first, optionally of one automation or status."""
     rows = await conn.fetch(
-        f"""SELECT {_RUN_COLUMNS} FROM automation_runs r
+        f"""SELECT {RUN_COLUMNS} FROM automation_runs r
             JOIN automations a ON a.id = r.automation_id
             WHERE r.org_id = $1
               AND ($2::uuid IS NULL OR r.automation_id = $2)
@@ -512,148 +326,4 @@ async def list_runs(
         before,
         limit,
     )
-    return [_run(r) for r in rows]
-
-
-async def list_attention(
-    conn: asyncpg.Connection, org_id: uuid.UUID, *, days: int = 7, limit: int = 200
-) -> list[Run]:
-    """The attention inbox: failed, needs_human and timed_out runs of the last ``days``."""
-    rows = await conn.fetch(
-        f"""SELECT {_RUN_COLUMNS} FROM automation_runs r
-            JOIN automations a ON a.id = r.automation_id
-            WHERE r.org_id = $1 AND r.status = ANY($2::text[])
-              AND r.completed_at > now() - make_interval(days => $3)
-            ORDER BY r.completed_at DESC LIMIT $4""",
-        org_id,
-        list(ATTENTION_RUN_STATUSES),
-        days,
-        limit,
-    )
-    return [_run(r) for r in rows]
-
-
-async def list_events(conn: asyncpg.Connection, run_id: uuid.UUID) -> list[RunEvent]:
-    """A run's history, oldest first (caller checked the org)."""
-    rows = await conn.fetch(
-        """SELECT id, type, from_status, to_status, data, created_at
-           FROM automation_run_events WHERE run_id = $1 ORDER BY id""",
-        run_id,
-    )
-    return [msgspec.convert(dict(r), RunEvent) for r in rows]
-
-
-# --- attention inbox: claim, unclaim, resolve ---------------------------------------------------
-
-
-class AssignmentConflict(Exception):
-    """The run is held by someone else (``holder``) or is not awaiting attention."""
-
-    def __init__(self, message: str, holder: uuid.UUID | None = None) -> None:
-        super().__init__(message)
-        self.holder = holder
-
-
-async def _lock_attention(
-    conn: asyncpg.Connection, org_id: uuid.UUID, run_id: uuid.UUID
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """SELECT status, assigned_to FROM automation_runs
-           WHERE id = $1 AND org_id = $2 FOR UPDATE""",
-        run_id,
-        org_id,
-    )
-
-
-async def assign(
-    conn: asyncpg.Connection, org_id: uuid.UUID, run_id: uuid.UUID, user_id: uuid.UUID
-) -> bool:
-    """Claim an attention run for ``user_id``; idempotent for the holder.
-
-    False if the run is not the org's; :class:`AssignmentConflict` if someone else holds it.
-    """
-    async with conn.transaction():
-        row = await _lock_attention(conn, org_id, run_id)
-        if row is None:
-            return False
-        if row["assigned_to"] is not None and row["assigned_to"] != user_id:
-            raise AssignmentConflict("run is claimed by someone else", row["assigned_to"])
-        if row["assigned_to"] is None:
-            await conn.execute(
-                """UPDATE automation_runs SET assigned_to = $2, assigned_at = now(),
-                       updated_at = now() WHERE id = $1""",
-                run_id,
-                user_id,
-            )
-            await add_event(conn, run_id, "assigned", data={"user_id": str(user_id)})
-        return True
-
-
-async def unassign(
-    conn: asyncpg.Connection,
-    org_id: uuid.UUID,
-    run_id: uuid.UUID,
-    user_id: uuid.UUID,
-    *,
-    force: bool = False,
-) -> bool:
-    """Release a claim: the holder may, or anyone with ``force`` (org admins)."""
-    async with conn.transaction():
-        row = await _lock_attention(conn, org_id, run_id)
-        if row is None:
-            return False
-        holder = row["assigned_to"]
-        if holder is None:
-            return True
-        if holder != user_id and not force:
-            raise AssignmentConflict("run is claimed by someone else", holder)
-        await conn.execute(
-            """UPDATE automation_runs SET assigned_to = NULL, assigned_at = NULL,
-                   updated_at = now() WHERE id = $1""",
-            run_id,
-        )
-        await add_event(
-            conn, run_id, "unassigned", data={"user_id": str(user_id), "previous": str(holder)}
-        )
-        return True
-
-
-async def resolve(
-    conn: asyncpg.Connection,
-    org_id: uuid.UUID,
-    run_id: uuid.UUID,
-    user_id: uuid.UUID,
-    *,
-    outcome: str,
-    note: str,
-) -> bool:
-    """A human closes an attention run as succeeded or failed, with a note."""
-    async with conn.transaction():
-        row = await _lock_attention(conn, org_id, run_id)
-        if row is None:
-            return False
-        if row["status"] not in ATTENTION_RUN_STATUSES:
-            raise AssignmentConflict(f"run is {row['status']}, not awaiting attention")
-        holder = row["assigned_to"]
-        if holder is not None and holder != user_id:
-            raise AssignmentConflict("run is claimed by someone else", holder)
-        await conn.execute(
-            """UPDATE automation_runs SET status = $2, status_reason = 'manual_resolution',
-                   resolved_by = $3, resolved_at = now(), resolution_note = $4,
-                   assigned_to = coalesce(assigned_to, $3),
-                   assigned_at = coalesce(assigned_at, now()), updated_at = now()
-               WHERE id = $1""",
-            run_id,
-            outcome,
-            user_id,
-            note,
-        )
-        await add_event(
-            conn,
-            run_id,
-            "status_transition",
-            from_status=row["status"],
-            to_status=outcome,
-            data={"reason": "manual_resolution", "user_id": str(user_id), "note": note},
-        )
-        return True
+    return [run_from_row(r) for r in rows]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from actors.pool_metrics import refresh_pool_metrics
 from api.responses import json_response
 from api.state import AppState
 from core.metrics import REGISTRY
@@ -53,6 +54,8 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
-    """Prometheus text exposition of this replica's metrics."""
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this replica's metrics (the pools' read now)."""
+    state: AppState = request.app.state.warren
+    await refresh_pool_metrics(state.pool, state.js, state.subjects, state.settings)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

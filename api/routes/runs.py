@@ -23,6 +23,8 @@ from api.openapi import json_body
 from api.responses import json_response
 from api.routes._org_scoped import OrgMember, active_org, app_state, json_or_404
 from schemas.automations import ResolveRun, RunEventList, RunList
+from store import attention
+from store import run_events as history
 from store import runs as store
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -61,7 +63,7 @@ async def list_runs(
 async def attention_inbox(request: Request, caller: OrgMember) -> Response:
     """Failed, needs_human and timed_out runs of the last 7 days, newest first."""
     async with app_state(request).pool.acquire() as conn:
-        items = await store.list_attention(conn, active_org(caller), days=ATTENTION_DAYS)
+        items = await attention.list_attention(conn, active_org(caller), days=ATTENTION_DAYS)
     return json_response(RunList(runs=items))
 
 
@@ -84,11 +86,11 @@ async def run_events(request: Request, caller: OrgMember, run_id: str) -> Respon
     async with app_state(request).pool.acquire() as conn:
         if await store.get_run(conn, active_org(caller), target) is None:
             raise not_found("run")
-        events = await store.list_events(conn, target)
+        events = await history.list_events(conn, target)
     return json_response(RunEventList(events=events))
 
 
-def _conflict(exc: store.AssignmentConflict) -> ApiError:
+def _conflict(exc: attention.AssignmentConflict) -> ApiError:
     return ApiError(409, str(exc), code="conflict")
 
 
@@ -98,8 +100,8 @@ async def claim_run(request: Request, caller: OrgMember, run_id: str) -> Respons
     target = parse_uuid(run_id, "run")
     try:
         async with app_state(request).pool.acquire() as conn:
-            found = await store.assign(conn, active_org(caller), target, _user(caller))
-    except store.AssignmentConflict as exc:
+            found = await attention.assign(conn, active_org(caller), target, _user(caller))
+    except attention.AssignmentConflict as exc:
         raise _conflict(exc) from None
     if not found:
         raise not_found("run")
@@ -112,10 +114,10 @@ async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Respo
     target = parse_uuid(run_id, "run")
     try:
         async with app_state(request).pool.acquire() as conn:
-            found = await store.unassign(
+            found = await attention.unassign(
                 conn, active_org(caller), target, _user(caller), force=caller.has_role("admin")
             )
-    except store.AssignmentConflict as exc:
+    except attention.AssignmentConflict as exc:
         raise _conflict(exc) from None
     if not found:
         raise not_found("run")
@@ -129,10 +131,10 @@ async def resolve_run(request: Request, caller: OrgMember, run_id: str) -> Respo
     target = parse_uuid(run_id, "run")
     try:
         async with app_state(request).pool.acquire() as conn:
-            found = await store.resolve(
+            found = await attention.resolve(
                 conn, active_org(caller), target, _user(caller), outcome=req.outcome, note=req.note
             )
-    except store.AssignmentConflict as exc:
+    except attention.AssignmentConflict as exc:
         raise _conflict(exc) from None
     if not found:
         raise not_found("run")

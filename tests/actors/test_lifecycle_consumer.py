@@ -5,33 +5,24 @@ its run, and a completion stored on the session is used when its event was lost.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
-import pytest
 
 from actors.lifecycle_consumer import LifecycleConsumer
-from core.bus import Subjects, connect
+from core.bus import Subjects, connect, declare_streams
 from core.settings import Settings
+from schemas.dead_letters import DeadLetter
 from schemas.sessions import LifecycleKind, NewSession, SessionLifecycleEvent
 from store import runs, sessions
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
     iso_settings,
+    lifecycle_consumer,
     make_run,
 )
-
-
-@pytest.fixture
-async def consumer(iso_settings: Settings) -> AsyncIterator[LifecycleConsumer]:
-    """The lifecycle consumer, in process."""
-    member = LifecycleConsumer(iso_settings, f"test-lifecycle-{uuid.uuid4().hex[:6]}")
-    assert await member.ready(30)
-    yield member
-    await member.shutdown()
 
 
 async def _running_run(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
@@ -90,6 +81,22 @@ def _event(
     )
 
 
+async def _stop(pool: asyncpg.Pool, session: uuid.UUID, reason: str) -> None:
+    """Mark the session row stopped, as the session actor does before announcing it."""
+    async with pool.acquire() as conn:
+        assert await sessions.mark_stopped(conn, session, reason)
+
+
+async def _settled(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | None]:
+    """(status, reason) once the run is no longer running."""
+
+    async def settled() -> tuple[str, str | None] | None:
+        status = await _status(pool, run_id)
+        return status if status[0] != "running" else None
+
+    return await eventually(settled)
+
+
 async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | None]:
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
@@ -100,7 +107,7 @@ async def _status(pool: asyncpg.Pool, run_id: uuid.UUID) -> tuple[str, str | Non
 
 
 async def test_completion_is_applied_once(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
     done = _event(
@@ -114,13 +121,10 @@ async def test_completion_is_applied_once(
     )
     await _publish(iso_settings, done)
     await _publish(iso_settings, done)  # redelivered / duplicated
+    await _stop(iso_pool, session, "completed")
     await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
-
-    assert await eventually(settled) == ("needs_human", "agent_reported")
+    assert await _settled(iso_pool, run_id) == ("needs_human", "agent_reported")
     async with iso_pool.acquire() as conn:
         run = await runs.get_record(conn, run_id)
         kinds = [
@@ -136,29 +140,94 @@ async def test_completion_is_applied_once(
 
 
 async def test_session_stopped_without_completion_fails_the_run(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
+    await _stop(iso_pool, session, "error")
     await _publish(iso_settings, _event("stopped", org, session, reason="error"))
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
-
-    assert await eventually(settled) == ("failed", "no_completion")
+    assert await _settled(iso_pool, run_id) == ("failed", "no_completion")
 
 
 async def test_lost_completion_event_is_recovered_from_the_session(
-    consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
 ) -> None:
     org, run_id, session = await _running_run(iso_pool)
     await sessions.record_completion(
         iso_pool, session, completion_id="cmp-9", outcome="succeeded", summary="Done"
     )
+    await _stop(iso_pool, session, "completed")
     await _publish(iso_settings, _event("stopped", org, session, reason="completed"))
 
-    async def settled() -> tuple[str, str | None] | None:
-        status = await _status(iso_pool, run_id)
-        return status if status[0] != "running" else None
+    assert await _settled(iso_pool, run_id) == ("succeeded", None)
 
-    assert await eventually(settled) == ("succeeded", None)
+
+async def test_stopped_event_of_a_session_not_stopped_ends_nothing(
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    """A ``stopped`` event whose session row is not stopped (a stale or duplicated notice)
+    must not fail the run: its completion, applied after it, still counts."""
+    org, run_id, session = await _running_run(iso_pool)
+    await _publish(iso_settings, _event("stopped", org, session, reason="error"))
+    await _publish(
+        iso_settings,
+        _event(
+            "completed",
+            org,
+            session,
+            run_id=str(run_id),
+            completion_id="cmp-late",
+            outcome="succeeded",
+            summary="Done",
+        ),
+    )
+
+    assert await _settled(iso_pool, run_id) == ("succeeded", None)
+
+
+async def test_a_dead_letter_that_cannot_be_stored_is_kept_until_it_can(
+    lifecycle_consumer: LifecycleConsumer, iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    """Parking fails (its stream is gone): the message is not acked, and a later delivery
+    parks it once the stream is back — one row, one notice."""
+    subjects = Subjects(iso_settings.nats_prefix)
+    dead_stream = subjects.stream("DEAD_LETTERS")
+    nc = await connect(iso_settings.nats_url, name="test-dead-letters")
+    try:
+        js = nc.jetstream()
+        await js.delete_stream(dead_stream)
+        try:
+            ack = await js.publish(subjects.session_lifecycle, b"not a lifecycle event")
+
+            async def failed() -> bool:
+                loop = lifecycle_consumer.loop
+                return loop is not None and loop.park_failures > 0
+
+            await eventually(failed)
+        finally:
+            await declare_streams(js, subjects, max_bytes=64 * 1024**2)
+
+        async def notice() -> DeadLetter | None:
+            try:
+                msg = await js.get_last_msg(
+                    dead_stream, subjects.dead_letter("sessions.lifecycle", "malformed")
+                )
+            except Exception:  # not there yet
+                return None
+            letter = msgspec.json.decode(msg.data or b"", type=DeadLetter)
+            return letter if letter.stream_seq == ack.seq else None
+
+        letter = await eventually(notice)
+    finally:
+        await nc.close()
+    async with iso_pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT id, org_id, reason, num_delivered FROM dead_letters
+               WHERE consumer = 'run-lifecycle' AND stream_seq = $1""",
+            ack.seq,
+        )
+    [row] = rows
+    assert letter.consumer == "run-lifecycle" and letter.dead_letter_id == str(row["id"])
+    # Stored on the first delivery; the notice (and the ack) came with a later one.
+    assert row["reason"] == "malformed" and row["org_id"] is None and row["num_delivered"] == 1
+    assert letter.data_text == "not a lifecycle event"

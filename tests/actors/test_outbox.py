@@ -16,7 +16,7 @@ import pytest
 from actors.outbox import OutboxDispatcher
 from core.settings import Settings
 from security.sealing import seal
-from store import outbox, runs
+from store import outbox, run_outcomes
 from tests.fakes.slack import FakeSlack
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
@@ -61,7 +61,7 @@ async def _terminal_run(
     )
     async with pool.acquire() as conn:
         await conn.execute("UPDATE automation_runs SET status = 'running' WHERE id = $1", run.id)
-        await runs.complete(
+        await run_outcomes.complete(
             conn,
             run.id,
             completion_id="c1",

@@ -11,16 +11,19 @@ import asyncpg
 import msgspec
 import pytest
 
+from actors import session_client
 from actors.enrichment import build_enrichment, completion_id
-from actors.runs import RunWorker
+from actors.lifecycle_consumer import LifecycleConsumer
+from actors.runs import SESSION_REVIVALS, RunWorker
 from core.settings import Settings
 from schemas.sessions import NewSession
 from schemas.triggers import GitHubContext, TriggerContext
-from store import runs, sessions
+from store import run_events, runs, sessions
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
     iso_settings,
+    lifecycle_consumer,
     make_run,
 )
 
@@ -261,3 +264,68 @@ async def test_redelivered_execute_keeps_the_session(
         )
     assert after is not None and after.status == "running"
     assert after.session_id == session_id and after.lease_owner is None and count == 1
+
+
+async def _session_status(pool: asyncpg.Pool, session_id: uuid.UUID) -> str:
+    async with pool.acquire() as conn:
+        status: str = await conn.fetchval("SELECT status FROM sessions WHERE id = $1", session_id)
+    return status
+
+
+async def test_finalizer_revives_a_failed_session_and_the_run_still_completes(
+    ray_cluster: None,
+    worker: RunWorker,
+    lifecycle_consumer: LifecycleConsumer,
+    iso_pool: asyncpg.Pool,
+    iso_settings: Settings,
+) -> None:
+    """The race of issue 8 #24: the finalizer ran while the run's session was ``failed``
+    (a boot that failed under load, a sandbox that missed a liveness probe) and failed the
+    run ``no_completion``, though the agent's ``automation_complete`` was still to come."""
+    run = await _run(iso_pool)
+    session_id = await _session(iso_pool, run, "running")
+    async with iso_pool.acquire() as conn:
+        await sessions.mark_failed(conn, session_id)  # what the session actor records
+
+    assert await worker.finalize() == {"revived": 1}
+    assert await _state(iso_pool, run) == ("running", None)
+
+    async def booting() -> bool:
+        return await _session_status(iso_pool, session_id) in ("starting", "running")
+
+    await eventually(booting, within=60)  # the finalizer asked the real session actor to boot
+    handle = await session_client.get_session_actor(str(session_id), iso_settings)
+    try:
+        reply = await session_client.call_actor(
+            handle,
+            "tool_call",
+            "automation_complete",
+            "call-1",
+            {
+                "run_id": str(run.id),
+                "completion_id": completion_id(run.id),
+                "outcome": "succeeded",
+                "summary_markdown": "Done after all.",
+            },
+        )
+        assert reply.success
+
+        async def settled() -> tuple[str, str | None] | None:
+            state = await _state(iso_pool, run)
+            return state if state[0] != "running" else None
+
+        assert await eventually(settled, within=60) == ("succeeded", None)
+    finally:
+        await session_client.kill_session_actor(str(session_id))
+
+
+async def test_a_session_that_keeps_failing_ends_the_run_as_sandbox_dead(
+    worker: RunWorker, iso_pool: asyncpg.Pool
+) -> None:
+    run = await _run(iso_pool)
+    await _session(iso_pool, run, "failed")
+    async with iso_pool.acquire() as conn:
+        for attempt in range(SESSION_REVIVALS):  # earlier rounds asked it to boot
+            await run_events.add_event(conn, run.id, "revived", data={"attempt": attempt + 1})
+    assert await worker.finalize() == {"sandbox_dead": 1}
+    assert await _state(iso_pool, run) == ("failed", "sandbox_dead")

@@ -19,7 +19,8 @@ import pytest
 from actors.triggers import TriggerWorker
 from core.bus import Subjects, connect
 from core.settings import Settings
-from schemas.automations import DeadLetter, TriggerEnvelope
+from schemas.automations import TriggerEnvelope
+from schemas.dead_letters import DeadLetter
 from schemas.triggers import TriggerContext
 from store import automations
 from tests.fixtures.automations import (  # noqa: F401
@@ -231,4 +232,5 @@ async def test_custom_publisher_in_another_process(
         await nc.close()
     assert unknown_letter.subject.endswith(str(unknown)) and unknown_letter.trigger_id is None
     assert malformed_letter.trigger_id == str(trigger_id)
-    assert sum(m.dead_letters for m in pool_members) == 3
+    stats = [await m.pool_stats() for m in pool_members]
+    assert sum(sum(s.dead_lettered.values()) for s in stats) == 3

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from store import runs
+from store import attention, run_events, run_outcomes, runs
 from tests.fixtures.automations import (  # noqa: F401
     Org,
     iso_pool,
@@ -69,7 +69,7 @@ async def test_completion_is_recorded_once(iso_pool: asyncpg.Pool) -> None:
     org, run_id = await _run(iso_pool)
     async with iso_pool.acquire() as conn:
         await conn.execute("UPDATE automation_runs SET status = 'running' WHERE id = $1", run_id)
-        first = await runs.complete(
+        first = await run_outcomes.complete(
             conn,
             run_id,
             completion_id="c1",
@@ -77,10 +77,10 @@ async def test_completion_is_recorded_once(iso_pool: asyncpg.Pool) -> None:
             summary="done",
             completion={"outcome": "succeeded"},
         )
-        again = await runs.complete(
+        again = await run_outcomes.complete(
             conn, run_id, completion_id="c1", outcome="failed", summary="x", completion={}
         )
-        other = await runs.complete(
+        other = await run_outcomes.complete(
             conn, run_id, completion_id="c2", outcome="failed", summary="x", completion={}
         )
         run = await runs.get_run(conn, org.id, run_id)
@@ -98,7 +98,7 @@ async def test_completion_is_recorded_once(iso_pool: asyncpg.Pool) -> None:
 
 async def _fail(pool: asyncpg.Pool, run_id: uuid.UUID) -> None:
     async with pool.acquire() as conn:
-        assert await runs.fail(
+        assert await run_outcomes.fail(
             conn, run_id, stage="target", code="missing_configuration", message="no configuration"
         )
 
@@ -116,8 +116,8 @@ async def test_attention_inbox_lists_recent_failures_of_the_org(iso_pool: asyncp
             "UPDATE automation_runs SET completed_at = now() - interval '8 days' WHERE id = $1",
             old,
         )
-        inbox = await runs.list_attention(conn, org.id)
-        assert await runs.list_attention(conn, old_org.id) == []
+        inbox = await attention.list_attention(conn, org.id)
+        assert await attention.list_attention(conn, old_org.id) == []
     assert [r.id for r in inbox] == [failed]
     assert inbox[0].status_reason == "missing_configuration"
 
@@ -127,22 +127,22 @@ async def test_claim_unclaim_resolve_conflicts(iso_pool: asyncpg.Pool) -> None:
     await _fail(iso_pool, run_id)
     alice, bob = org.owner_id, (await make_org(iso_pool, "Bob")).owner_id
     async with iso_pool.acquire() as conn:
-        assert await runs.assign(conn, org.id, run_id, alice)
-        assert await runs.assign(conn, org.id, run_id, alice)  # idempotent for the holder
-        with pytest.raises(runs.AssignmentConflict):
-            await runs.assign(conn, org.id, run_id, bob)
-        with pytest.raises(runs.AssignmentConflict):
-            await runs.unassign(conn, org.id, run_id, bob)
-        with pytest.raises(runs.AssignmentConflict):
-            await runs.resolve(conn, org.id, run_id, bob, outcome="succeeded", note="mine")
-        assert await runs.unassign(conn, org.id, run_id, bob, force=True)
-        assert await runs.resolve(conn, org.id, run_id, bob, outcome="succeeded", note="fixed")
-        with pytest.raises(runs.AssignmentConflict):  # no longer awaiting attention
-            await runs.resolve(conn, org.id, run_id, alice, outcome="failed", note="again")
+        assert await attention.assign(conn, org.id, run_id, alice)
+        assert await attention.assign(conn, org.id, run_id, alice)  # idempotent for the holder
+        with pytest.raises(attention.AssignmentConflict):
+            await attention.assign(conn, org.id, run_id, bob)
+        with pytest.raises(attention.AssignmentConflict):
+            await attention.unassign(conn, org.id, run_id, bob)
+        with pytest.raises(attention.AssignmentConflict):
+            await attention.resolve(conn, org.id, run_id, bob, outcome="succeeded", note="mine")
+        assert await attention.unassign(conn, org.id, run_id, bob, force=True)
+        assert await attention.resolve(conn, org.id, run_id, bob, outcome="succeeded", note="fixed")
+        with pytest.raises(attention.AssignmentConflict):  # no longer awaiting attention
+            await attention.resolve(conn, org.id, run_id, alice, outcome="failed", note="again")
         other = await make_org(iso_pool, "Other")
-        assert not await runs.assign(conn, other.id, run_id, other.owner_id)
+        assert not await attention.assign(conn, other.id, run_id, other.owner_id)
         run = await runs.get_run(conn, org.id, run_id)
-        history = [e.type for e in await runs.list_events(conn, run_id)]
+        history = [e.type for e in await run_events.list_events(conn, run_id)]
     assert run is not None and run.status == "succeeded" and run.resolution_note == "fixed"
     assert run.resolved_by == bob and run.status_reason == "manual_resolution"
     assert history.count("assigned") == 1 and history.count("unassigned") == 1
