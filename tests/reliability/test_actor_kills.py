@@ -152,8 +152,11 @@ async def test_five_actor_kills_mid_stream_with_real_opencode(
             visits.append(await _connect(owner, api_url, sid, after_seq=cursor))
             readers.append(visits[-1])
         await steady.until(lambda: live.count("message_complete") >= sent, within=120)
-        reached = steady.last_seq()
-        await visits[-1].until(lambda: visits[-1].last_seq() >= reached)
+        # What the log stores now (the actor may still add events: both clients must have
+        # everything up to here, and nothing else in between).
+        stored = await _stored_seqs(settings, sid)
+        await steady.until(lambda: steady.last_seq() >= stored[-1])
+        await visits[-1].until(lambda: visits[-1].last_seq() >= stored[-1])
 
         # Every event exactly once, in order, and none missing from what the log stores.
         assert_exactly_once_in_order(live.logged())
@@ -162,10 +165,9 @@ async def test_five_actor_kills_mid_stream_with_real_opencode(
         assert all(v.client.frames[0]["type"] != "init" for v in visits[1:]), (
             "a reconnect with a valid cursor must replay, not resync"
         )
-        stored = await _stored_seqs(settings, sid)
-        assert [f["seq"] for f in live.logged()] == stored
-        assert [f["seq"] for f in rejoined] == stored
-        assert rejoined == live.logged()
+        assert [f["seq"] for f in live.logged()][: len(stored)] == stored
+        assert [f["seq"] for f in rejoined][: len(stored)] == stored
+        assert rejoined[: len(stored)] == live.logged()[: len(stored)]
 
         # The transcript, as the clients built it and as Postgres has it, is complete.
         answers = [story(n) for n in range(sent)]
@@ -180,7 +182,7 @@ async def test_five_actor_kills_mid_stream_with_real_opencode(
         assert init["type"] == "init"
         contents = [m["content"] for m in init["messages"]]
         assert contents == [x for pair in zip(PROMPTS[:sent], answers, strict=True) for x in pair]
-        assert init["seq"] == stored[-1]
+        assert init["seq"] >= stored[-1]
     finally:
         for reader in readers:
             await reader.close()
