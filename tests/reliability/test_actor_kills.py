@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -107,6 +108,16 @@ async def _stored_seqs(settings: Settings, sid: str) -> list[int]:
         await nc.close()
 
 
+def _progressed(client: Client, chars: int, answers: int) -> bool:
+    """The client has ``chars`` characters of streamed text, or ``answers`` complete ones."""
+    return len(client.streamed()) >= chars or client.count("message_complete") >= answers
+
+
+def _reached(reader: Reader, seq: int) -> bool:
+    """The reader has read the event at ``seq`` (or a later one)."""
+    return reader.last_seq() >= seq
+
+
 def _kill_actor(sid: str) -> None:
     ray.kill(ray.get_actor(session_client.actor_name(sid), namespace="warren"), no_restart=False)
 
@@ -133,18 +144,13 @@ async def test_five_actor_kills_mid_stream_with_real_opencode(
                 await live.send(type="prompt", content=PROMPTS[sent])
                 sent += 1
             # The (restarted) actor streams: more text reaches the client than before.
-            before = len(live.streamed())
-            await steady.until(
-                lambda b=before, n=sent: (
-                    len(live.streamed()) >= b + 40 or live.count("message_complete") >= n
-                )
-            )
+            more = len(live.streamed()) + 40
+            await steady.until(functools.partial(_progressed, live, more, sent))
             if live.count("message_complete") >= sent:
                 continue  # the answer ended first; kill during the next one
             # The dropping client catches up with the steady one, leaves with its cursor,
             # the actor dies, and the client comes back while the answer goes on.
-            reached = steady.last_seq()
-            await visits[-1].until(lambda r=reached: visits[-1].last_seq() >= r)
+            await visits[-1].until(functools.partial(_reached, visits[-1], steady.last_seq()))
             cursor = visits[-1].last_seq()
             await visits[-1].close()
             _kill_actor(sid)
