@@ -136,7 +136,7 @@ async def test_dispatcher_killed_mid_batch_posts_nothing_twice(
             left = await iso_pool.fetchval(
                 "SELECT count(*) FROM outbox WHERE status IN ('pending', 'processing')"
             )
-            return left == 0
+            return bool(left == 0)
 
         await eventually(settled, within=120)
     finally:
