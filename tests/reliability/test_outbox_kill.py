@@ -28,18 +28,14 @@ from aiohttp import web
 from actors.bootstrap import NAMESPACE
 from actors.outbox import OutboxDispatcher
 from core.settings import Settings
-from security.sealing import seal
-from store import runs
+from tests.actors.test_outbox import TOKEN, _terminal_run
 from tests.fakes.slack import FakeSlack
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
     iso_settings,
-    make_org,
-    make_run,
 )
 
-TOKEN = "xoxb-reliability"
 RUNS = 24
 STUCK_AFTER = 3.0
 
@@ -69,28 +65,8 @@ async def slack() -> AsyncIterator[HeldSlack]:
 
 
 async def _terminal_runs(pool: asyncpg.Pool, settings: Settings, count: int) -> list[uuid.UUID]:
-    """``count`` succeeded runs of one org, each with a Slack notification in the outbox."""
-    org = await make_org(pool)
-    sealed = seal(settings.secret_key, "slack-token", TOKEN)
-    made: list[uuid.UUID] = []
-    for _ in range(count):
-        run = await make_run(
-            pool, org, notify_slack_channel="C0RUNS", notify_slack_token_sealed=sealed
-        )
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE automation_runs SET status = 'running' WHERE id = $1", run.id
-            )
-            await runs.complete(
-                conn,
-                run.id,
-                completion_id="c1",
-                outcome="succeeded",
-                summary="done",
-                completion={"outcome": "succeeded"},
-            )
-        made.append(run.id)
-    return made
+    """``count`` succeeded runs, each with a Slack notification in the outbox."""
+    return [(await _terminal_run(pool, settings))[1] for _ in range(count)]
 
 
 def _start(name: str, settings: Settings) -> Any:
