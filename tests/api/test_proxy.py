@@ -20,6 +20,7 @@ import pytest
 from api.proxy_activity import ProxyActivity
 from api.proxy_http import location_rewriter, request_headers, response_headers
 from core.settings import Settings
+from deploy.net import free_port
 from security import tokens
 from store import orgs, users
 from tests.api.accounts import Account, assert_error, call
@@ -34,7 +35,6 @@ from tests.api.proxy_support import (
     running_sandbox,
     ws_token,
 )
-from tests.fixtures.net import free_port
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,11 @@ import pytest
 from core.bus import Subjects, connect
 from core.settings import Settings
 from deploy.nats import EmbeddedNats
+from deploy.net import free_port
 from schemas.automations import TriggerEnvelope
 from serve_app import settings_env
 from tests.api.accounts import call, sign_up
 from tests.fakes.signing import SignedDelivery, sign_github
-from tests.fixtures.net import free_port
 
 DELIVERIES = 60
 SENDERS = 6
