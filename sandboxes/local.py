@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -106,7 +105,6 @@ class LocalSandboxProvider(SandboxProvider):
         self.boot_timeout = boot_timeout
         self._ports = PortAllocator(root / ".ports", port_range, self._exists)
         # Processes this instance started, kept so their exit status can be reaped.
-        self._children: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
@@ -230,11 +228,9 @@ class LocalSandboxProvider(SandboxProvider):
         opencode.write_opencode_files(opts, home=layout.home, workspace=layout.workspace)
         oc_env = {**env, **opencode.opencode_env(opts, home=layout.home)}
         oc_argv = opencode.opencode_command(str(self.opencode_bin), opencode_port)
-        oc_proc, oc_rec = spawn("opencode", oc_argv, layout, oc_env, layout.workspace)
-        self._children.setdefault(layout.sandbox_id, []).append(oc_proc)
+        oc_rec = spawn("opencode", oc_argv, layout, oc_env, layout.workspace)
         ag_argv = [self.python, "-m", "sandboxes.agent"]
-        ag_proc, ag_rec = spawn("agent", ag_argv, layout, env, layout.workspace)
-        self._children[layout.sandbox_id].append(ag_proc)
+        ag_rec = spawn("agent", ag_argv, layout, env, layout.workspace)
 
         now = time.time()
         meta = LocalSandboxMeta(
@@ -256,11 +252,11 @@ class LocalSandboxProvider(SandboxProvider):
                 ready_or_dead(
                     "opencode",
                     opencode.wait_ready(oc_url, timeout=self.boot_timeout),
-                    oc_proc,
+                    oc_rec,
                     self.boot_timeout,
                 ),
                 ready_or_dead(
-                    "agent", wait_http_ok(ag_url, self.boot_timeout), ag_proc, self.boot_timeout
+                    "agent", wait_http_ok(ag_url, self.boot_timeout), ag_rec, self.boot_timeout
                 ),
             )
         except SandboxError as exc:
@@ -306,9 +302,8 @@ class LocalSandboxProvider(SandboxProvider):
 
     async def _destroy(self, layout: SandboxLayout, records: Sequence[ProcessRecord]) -> None:
         if layout.root.exists():
-            await stop_all(layout, records, self._children.get(layout.sandbox_id, ()))
+            await stop_all(layout, records)
             await asyncio.to_thread(shutil.rmtree, layout.root, ignore_errors=True)
-        self._children.pop(layout.sandbox_id, None)
         self._ports.release(layout.sandbox_id)
 
     async def snapshot(self, sandbox_id: str) -> SnapshotResult:
@@ -336,7 +331,7 @@ class LocalSandboxProvider(SandboxProvider):
         """
         layout, meta = self._layout(sandbox_id)
         async with self._lock(sandbox_id):
-            await stop_all(layout, meta.processes, self._children.get(sandbox_id, ()))
+            await stop_all(layout, meta.processes)
             result = await self._snapshot(layout)
             await self._destroy(layout, meta.processes)
         self._locks.pop(sandbox_id, None)

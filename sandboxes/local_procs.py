@@ -1,7 +1,10 @@
 """Starting, probing and stopping the processes of a local sandbox.
 
-Each process runs in its own process group (``start_new_session``) with the environment
-it is given and nothing else, its output going to ``state/<name>.log``.
+Each process runs in its own session and process group (``setsid``) with the environment
+it is given and nothing else, its output going to ``state/<name>.log``. It is detached
+from the process that started it (a short-lived ``sh`` forks it and exits, so init adopts
+it): a sandbox must outlive its session actor, and Ray kills a worker's children when the
+worker is killed (``kill_child_processes_on_worker_exit``).
 """
 
 from __future__ import annotations
@@ -25,24 +28,33 @@ KILL_DEADLINE = 5.0
 """Seconds after SIGKILL by which every process of the sandbox must be gone."""
 
 
+_DETACH = 'setsid "$@" </dev/null >>"$0" 2>&1 & echo $!'
+"""Run the command in the background in a session of its own (a background job is no group
+leader, so ``setsid`` does not fork: the pid printed is the command's), output to ``$0``."""
+SPAWN_TIMEOUT = 10.0
+
+
 def spawn(
     name: str, argv: Sequence[str], layout: SandboxLayout, env: Mapping[str, str], cwd: Path
-) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
-    """Start ``argv`` in a new session; returns the process and its record."""
-    with open(layout.log(name), "ab") as log:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    stat = read_stat(proc.pid)
+) -> ProcessRecord:
+    """Start ``argv`` in a new session, detached from this process; returns its record."""
+    launcher = subprocess.Popen(
+        ["/bin/sh", "-c", _DETACH, str(layout.log(name)), *argv],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+    out, _ = launcher.communicate(timeout=SPAWN_TIMEOUT)
+    try:
+        pid = int(out.strip())
+    except ValueError:
+        raise SandboxError(f"{name} could not be started") from None
+    stat = read_stat(pid)
     start_time = stat.start_time if stat else 0
-    return proc, ProcessRecord(name=name, pid=proc.pid, pgid=proc.pid, start_time=start_time)
+    return ProcessRecord(name=name, pid=pid, pgid=pid, start_time=start_time)
 
 
 def log_tail(layout: SandboxLayout, name: str, limit: int = 2000) -> str:
@@ -72,11 +84,11 @@ async def wait_http_ok(url: str, within: float) -> None:
 
 
 async def ready_or_dead(
-    name: str, ready: Awaitable[object], proc: subprocess.Popen[bytes], within: float
+    name: str, ready: Awaitable[object], record: ProcessRecord, within: float
 ) -> None:
-    """Wait for ``ready`` unless ``proc`` exits first or ``within`` seconds pass."""
+    """Wait for ``ready`` unless the process exits first or ``within`` seconds pass."""
     ready_task = asyncio.ensure_future(ready)
-    exit_task = asyncio.ensure_future(_wait_exit(proc))
+    exit_task = asyncio.ensure_future(_wait_exit(record))
     try:
         done, _ = await asyncio.wait(
             {ready_task, exit_task}, timeout=within, return_when=asyncio.FIRST_COMPLETED
@@ -91,13 +103,13 @@ async def ready_or_dead(
             raise SandboxError(f"{name} did not become ready: {exc}") from None
         return
     if exit_task in done:
-        raise SandboxError(f"{name} exited with code {proc.returncode} while booting")
+        raise SandboxError(f"{name} exited while booting")
     raise SandboxError(f"{name} not ready after {within:.0f} s")
 
 
-async def _wait_exit(proc: subprocess.Popen[bytes]) -> None:
-    # Popen has no awaitable exit; a 50 ms poll is cheap for the seconds of a boot.
-    while proc.poll() is None:  # noqa: ASYNC110
+async def _wait_exit(record: ProcessRecord) -> None:
+    # A detached process has no awaitable exit; a 50 ms poll is cheap for a boot's seconds.
+    while process_alive(record.pid, record.start_time):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
 
 
@@ -106,11 +118,7 @@ def records_alive(records: Iterable[ProcessRecord]) -> bool:
     return all(process_alive(r.pid, r.start_time) for r in records)
 
 
-async def stop_all(
-    layout: SandboxLayout,
-    records: Sequence[ProcessRecord],
-    children: Sequence[subprocess.Popen[bytes]] = (),
-) -> None:
+async def stop_all(layout: SandboxLayout, records: Sequence[ProcessRecord]) -> None:
     """Stop every process of the sandbox: SIGTERM, a grace period, then SIGKILL.
 
     Processes are found by their recorded groups and by a scan of /proc for anything
@@ -123,12 +131,10 @@ async def stop_all(
     signal_pids(pids, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE
     while pids and time.monotonic() < deadline:
-        _reap(children)
         await asyncio.sleep(0.05)
         pids = [pid for pid in pids if process_alive(pid)]
     deadline = time.monotonic() + KILL_DEADLINE
     while True:
-        _reap(children)
         pids = await asyncio.to_thread(sandbox_processes, layout.root, groups)
         if not pids:
             return
@@ -136,8 +142,3 @@ async def stop_all(
             raise SandboxError(f"{len(pids)} processes of {layout.sandbox_id} survived SIGKILL")
         signal_pids(pids, signal.SIGKILL)
         await asyncio.sleep(0.05)
-
-
-def _reap(children: Sequence[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        child.poll()

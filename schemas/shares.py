@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
@@ -11,13 +12,29 @@ import msgspec
 class PreviewLink(msgspec.Struct, frozen=True, kw_only=True):
     """``GET /api/sessions/{id}/preview``: the exposed port through the proxy.
 
-    ``url`` carries a fresh WebSocket token of the caller in its path, so it stops working
-    at ``expires_at``; ask again for a new one.
+    ``url`` carries a preview token in its path (see :class:`PreviewClaims`): it opens this
+    session's exposed port, read-only, and nothing else, until ``expires_at``; ask again for
+    a new one.
     """
 
     url: str
     port: int
     expires_at: datetime
+
+
+class PreviewClaims(msgspec.Struct, frozen=True, kw_only=True):
+    """Claims of a preview token: one session's one proxy target, read-only, until ``exp``.
+
+    ``sub`` is the session id, ``org`` its org (every lookup stays scoped to it), ``target``
+    the proxy target it opens (``port-<N>``).
+    """
+
+    sub: str
+    org: str
+    target: str
+    iat: int
+    exp: int
+    typ: Literal["preview"] = "preview"
 
 
 class ShareCreated(msgspec.Struct, frozen=True, kw_only=True):

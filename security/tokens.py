@@ -2,6 +2,8 @@
 browser-session tokens.
 
 - WebSocket token: HS256 JWT ``{sub: user id, org, iat, exp, typ: "ws"}``, short-lived.
+- Preview token: HS256 JWT ``{sub: session id, org, target: "port-<N>", iat, exp,
+  typ: "preview"}``: opens one session's preview port through the proxy, read-only.
 - Service token: HS256 JWT ``{sub: service name, iat, exp, typ: "service"}``, minted by an
   operator with ``python -m security.tokens service <name> [--ttl SECONDS]``.
 - Sandbox token: hex HMAC-SHA256(secret, ``"sandbox:" + session_id``); derived on demand,
@@ -22,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from schemas.auth import ServiceClaims, WsClaims
+from schemas.shares import PreviewClaims
 from security import jwt
 from security.jwt import TokenError
 
@@ -33,10 +36,12 @@ __all__ = [
     "hash_api_key",
     "hash_session_token",
     "looks_like_api_key",
+    "mint_preview_token",
     "mint_service_token",
     "mint_ws_token",
     "new_session_token",
     "sandbox_token",
+    "verify_preview_token",
     "verify_sandbox_token",
     "verify_service_token",
     "verify_ws_token",
@@ -67,6 +72,28 @@ def mint_ws_token(
 def verify_ws_token(secret: str, token: str, *, now: int | None = None) -> WsClaims:
     """The claims of a valid, unexpired WebSocket token; :class:`TokenError` otherwise."""
     return jwt.decode(token, secret, WsClaims, now=now)
+
+
+def mint_preview_token(
+    secret: str,
+    session_id: str,
+    org_id: str,
+    target: str,
+    ttl_seconds: int,
+    *,
+    now: int | None = None,
+) -> tuple[str, int]:
+    """A preview token for ``target`` of ``session_id`` in ``org_id``; returns (token, exp)."""
+    iat = _now(now)
+    claims = PreviewClaims(
+        sub=session_id, org=org_id, target=target, iat=iat, exp=iat + ttl_seconds
+    )
+    return jwt.encode(claims, secret), claims.exp
+
+
+def verify_preview_token(secret: str, token: str, *, now: int | None = None) -> PreviewClaims:
+    """The claims of a valid, unexpired preview token; :class:`TokenError` otherwise."""
+    return jwt.decode(token, secret, PreviewClaims, now=now)
 
 
 def mint_service_token(

@@ -1,15 +1,22 @@
 """The port-forwarding proxy, ``/proxy/{session_id}/{token}/{target}/{path}``, and preview links.
 
 The token sits in the path so headerless clients (iframes, terminals, EventSource) can use
-it: a WebSocket token (``POST /api/auth/ws-token``) of a user who is still a member of the
-token's org. Bad or expired token → 401; a session outside that org → 404; unknown target
+it. Two kinds are accepted:
+
+- a WebSocket token (``POST /api/auth/ws-token``) of a user who is still a member of the
+  token's org: every target of every session of that org, any method;
+- a preview token (:func:`security.tokens.mint_preview_token`): the one session and the one
+  ``port-<N>`` target it names, GET and HEAD only (405 otherwise), plus the WebSocket
+  upgrade a dev server's hot reload needs; any other session or target is 403.
+
+Bad or expired token → 401; a session outside the token's org → 404; unknown target
 → 404; a session without a running sandbox → 409; a port the sandbox did not expose → 403.
 Targets are described in :mod:`api.proxy_targets`, forwarding in :mod:`api.proxy_http`
-(HTTP, any method, streamed) and :mod:`api.proxy_ws` (WebSocket). Every open exchange
-counts as session activity (:mod:`api.proxy_activity`).
+(HTTP, streamed) and :mod:`api.proxy_ws` (WebSocket). Every open exchange counts as session
+activity (:mod:`api.proxy_activity`).
 
-``GET /api/sessions/{id}/preview`` returns the exposed port's URL through the proxy, with
-a freshly minted token of the caller in it.
+``GET /api/sessions/{id}/preview`` returns the exposed port's URL through the proxy, with a
+freshly minted preview token in it (never the caller's WebSocket token).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from api.proxy_ws import UpstreamRefused, bridge, open_upstream
 from api.responses import json_response
 from api.state import AppState
 from schemas.sessions import SessionRecord
-from schemas.shares import PreviewLink
+from schemas.shares import PreviewClaims, PreviewLink
 from security import tokens
 from store import orgs
 from store import sessions as session_store
@@ -41,6 +48,8 @@ router = APIRouter(tags=["proxy"])
 
 PREFIX = "/proxy/{session_id}/{token}/{target}"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+PREVIEW_METHODS = ("GET", "HEAD")
+"""What a preview token may do over HTTP (it is read-only)."""
 _SEGMENTS = 4  # "proxy", session id, token, target
 OrgMember = Annotated[Caller, Depends(require_active_org("member"))]
 
@@ -55,8 +64,23 @@ def proxy_prefix(session_id: uuid.UUID | str, token: str, target: str) -> str:
     return f"/proxy/{session_id}/{token}/{target}"
 
 
-async def authorize(conn: HTTPConnection, session_id: str, token: str) -> SessionRecord:
-    """The session if ``token`` is a valid WebSocket token of a member of its org."""
+async def authorize(
+    conn: HTTPConnection, session_id: str, token: str, target: str, method: str | None
+) -> tuple[SessionRecord, bool]:
+    """The session ``token`` opens at ``target``, and whether the token is a preview token.
+
+    ``method`` is the HTTP method, None for a WebSocket upgrade. A preview token is tried
+    first (its claims cannot be read as a WebSocket token's, nor the other way round).
+    """
+    secret = _state(conn).settings.secret_key
+    try:
+        preview = tokens.verify_preview_token(secret, token)
+    except tokens.TokenError:
+        return await _member_session(conn, session_id, token), False
+    return await _preview_session(conn, preview, session_id, target, method), True
+
+
+async def _member_session(conn: HTTPConnection, session_id: str, token: str) -> SessionRecord:
     state = _state(conn)
     try:
         claims = tokens.verify_ws_token(state.settings.secret_key, token)
@@ -75,6 +99,28 @@ async def authorize(conn: HTTPConnection, session_id: str, token: str) -> Sessio
     return record
 
 
+async def _preview_session(
+    conn: HTTPConnection, claims: PreviewClaims, session_id: str, target: str, method: str | None
+) -> SessionRecord:
+    wanted = parse_uuid(session_id, "session")
+    try:
+        granted, org_id = uuid.UUID(claims.sub), uuid.UUID(claims.org)
+    except ValueError:
+        raise unauthorized("invalid or expired token") from None
+    if granted != wanted or claims.target != target:
+        raise ApiError(403, "this preview link opens only its own session's preview port")
+    if method is not None and method not in PREVIEW_METHODS:
+        raise ApiError(
+            405,
+            f"a preview link is read-only: {', '.join(PREVIEW_METHODS)} only",
+            headers={"Allow": ", ".join(PREVIEW_METHODS)},
+        )
+    record = await session_store.get_session(_state(conn).pool, granted, org_id=org_id)
+    if record is None:
+        raise not_found("session")
+    return record
+
+
 def _redact(conn: HTTPConnection, session_id: str, target: str) -> None:
     redact_path(conn.scope, f"/proxy/{session_id}/<token>/{target}/…")
 
@@ -87,7 +133,7 @@ async def proxy_http(
     """Forward one HTTP exchange to the session's sandbox (see the module docstring)."""
     rest = raw_rest(request.scope, _SEGMENTS, path)
     _redact(request, session_id, target)
-    record = await authorize(request, session_id, token)
+    record, preview = await authorize(request, session_id, token, target, request.method)
     parsed = parse_target(target)
     if parsed.kind == "terminal":
         raise ApiError(400, "the terminal is a WebSocket: connect with ws:// or wss://")
@@ -100,6 +146,7 @@ async def proxy_http(
         extra_headers=upstream.headers,
         location=location_rewriter(upstream.base, proxy_prefix(record.id, token, target)),
         on_close=release,
+        allow_body=not preview,
     )
 
 
@@ -123,7 +170,7 @@ async def proxy_socket(
     _redact(websocket, session_id, target)
     settings = _state(websocket).settings
     try:
-        record = await authorize(websocket, session_id, token)
+        record, _ = await authorize(websocket, session_id, token, target, None)
         parsed = parse_target(target)
         upstream = await resolve(
             websocket, settings.secret_key, settings.data_dir, record, parsed, rest
@@ -144,7 +191,8 @@ async def proxy_socket(
 
 @router.get("/api/sessions/{session_id}/preview")
 async def preview(request: Request, session_id: str, caller: OrgMember) -> Response:
-    """The URL of the sandbox's exposed port through the proxy, with a fresh token."""
+    """The URL of the sandbox's exposed port through the proxy, with a fresh preview token
+    that opens that port of this session (read-only) and nothing else."""
     assert caller.user_id is not None and caller.org_id is not None
     state = _state(request)
     settings = state.settings
@@ -159,10 +207,15 @@ async def preview(request: Request, session_id: str, caller: OrgMember) -> Respo
             409, "the sandbox has not exposed a preview port yet", code="no_exposed_port"
         )
     await check_port(request, settings.secret_key, settings.data_dir, record, port)
-    token, exp = tokens.mint_ws_token(
-        settings.secret_key, str(caller.user_id), str(caller.org_id), settings.ws_token_ttl_seconds
+    target = f"port-{port}"
+    token, exp = tokens.mint_preview_token(
+        settings.secret_key,
+        str(record.id),
+        str(record.org_id),
+        target,
+        settings.ws_token_ttl_seconds,
     )
-    url = settings.api_url + proxy_prefix(record.id, token, f"port-{port}") + "/"
+    url = settings.api_url + proxy_prefix(record.id, token, target) + "/"
     return json_response(
         PreviewLink(url=url, port=port, expires_at=datetime.fromtimestamp(exp, UTC))
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import msgspec
 from nats.js import JetStreamContext
@@ -55,6 +56,16 @@ async def wait_for(
             if sum(isinstance(e, predicate) for _, e in found) >= count:
                 return found
             await asyncio.sleep(0.05)
+
+
+async def agent_text(fake: FakeOpenCode) -> str:
+    """The text of the agent's newest answer as OpenCode has it so far (its message API)."""
+    async with aiohttp.ClientSession(fake.url) as http:
+        session_id = next(iter(fake.sessions))
+        async with http.get(f"/session/{session_id}/message") as resp:
+            messages = await resp.json()
+    parts = messages[-1]["parts"] if messages else []
+    return "".join(p.get("text", "") for p in parts if p.get("type") == "text")
 
 
 def fold(events: list[tuple[int, ServerMessage]]) -> Transcript:
@@ -121,7 +132,13 @@ async def test_restart_mid_stream_recovers_and_completes(
     await wait_for(js, settings, sid, Token, count=5)
     # The process dies: nothing is shut down cleanly, its stream reader just stops.
     await first.close()
-    await asyncio.sleep(0.3)  # tokens OpenCode emits now reach nobody
+    # OpenCode goes on: wait until it has streamed tokens that reached nobody.
+    heard = sum(len(e.token) for _, e in await events_of(js, settings, sid) if isinstance(e, Token))
+    async with asyncio.timeout(20):
+        while True:
+            if len(await agent_text(fake_opencode)) >= heard + 3 * len(tokens[0]):
+                break
+            await asyncio.sleep(0.01)
     second = SessionCore(sid, settings, provider_factory)
     try:
         await second.started()
@@ -279,9 +296,11 @@ async def test_initial_prompt_is_sent_once(
     again = SessionCore(sid, settings, provider_factory)
     try:
         await again.ensure_ready()
-        await asyncio.sleep(0.3)
+        # A later prompt, answered, proves the boot (and its initial-prompt step) is done.
+        await again.prompt("later", "after the restart")
+        await wait_for(js, settings, sid, MessageComplete, count=2)
     finally:
         await again.close()
-    assert [text for _, text in fake_opencode.prompts] == ["start here"]
+    assert [text for _, text in fake_opencode.prompts] == ["start here", "after the restart"]
     row = await sessions.get_session(pool, record.id)
     assert row is not None and row.initial_prompt_sent_at is not None

@@ -20,6 +20,7 @@ import pytest
 from api.proxy_activity import ProxyActivity
 from api.proxy_http import location_rewriter, request_headers, response_headers
 from core.settings import Settings
+from deploy.net import free_port
 from security import tokens
 from store import orgs, users
 from tests.api.accounts import Account, assert_error, call
@@ -326,7 +327,16 @@ async def test_not_running_is_409(db: asyncpg.Pool, owner: Account) -> None:
     assert_error(body, "session_not_running")
 
 
-async def test_preview_url_carries_a_fresh_token(
+async def _preview(owner: Account, session_id: str) -> tuple[str, str]:
+    """The preview URL of the session, and the token in it."""
+    status, body = await call(owner.client, "GET", f"/api/sessions/{session_id}/preview")
+    assert status == 200, body
+    prefix = body["url"].split("/proxy/", 1)[0] + f"/proxy/{session_id}/"
+    assert body["url"].startswith(prefix), body
+    return str(body["url"]), body["url"][len(prefix) :].split("/")[0]
+
+
+async def test_preview_url_carries_a_preview_token(
     api_url: str,
     db: asyncpg.Pool,
     settings: Settings,
@@ -347,18 +357,84 @@ async def test_preview_url_carries_a_fresh_token(
         status, body = await call(owner.client, "GET", f"/api/sessions/{box.id}/preview")
         assert status == 200, body
         assert body["port"] == upstream.port
-        prefix = f"{api_url}/proxy/{box.id}/"
-        assert body["url"].startswith(prefix)
+        assert body["url"].startswith(f"{api_url}/proxy/{box.id}/")
         assert body["url"].endswith(f"/port-{upstream.port}/")
-        token = body["url"][len(prefix) :].split("/")[0]
-        claims = tokens.verify_ws_token(settings.secret_key, token)
-        assert claims.sub == owner.user_id and claims.org == owner.org_id
+        url, token = await _preview(owner, box.id)
+        claims = tokens.verify_preview_token(settings.secret_key, token)
+        assert (claims.sub, claims.org) == (box.id, owner.org_id)
+        assert claims.target == f"port-{upstream.port}"
+        # It is no WebSocket token: it opens neither the session socket nor anything else.
+        with pytest.raises(tokens.TokenError):
+            tokens.verify_ws_token(settings.secret_key, token)
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await owner.client.ws_connect(f"{api_url}/api/sessions/{box.id}/ws?token={token}")
 
-        # Headerless: a fresh client with no cookie follows the URL.
+        # Headerless: a fresh client with no cookie follows the URL, GET and HEAD.
         async with aiohttp.ClientSession() as anonymous:
-            async with anonymous.get(body["url"] + "echo?q=1") as resp:
+            async with anonymous.get(url + "echo?q=1") as resp:
                 assert resp.status == 200
                 assert (await resp.json())["query"] == {"q": "1"}
+            async with anonymous.head(url + "echo") as resp:
+                assert resp.status == 200
+
+
+async def test_preview_token_is_read_only_and_opens_one_port_of_one_session(
+    api_url: str,
+    db: asyncpg.Pool,
+    settings: Settings,
+    owner: Account,
+    sandbox: Sandbox,
+    upstream: Upstream,
+) -> None:
+    url, token = await _preview(owner, sandbox.id)
+    target = f"port-{upstream.port}"
+    async with aiohttp.ClientSession() as anonymous:
+        # Read-only: every other method is refused before anything reaches the sandbox.
+        for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            async with anonymous.request(method, url + "echo", data=b"x") as resp:
+                assert resp.status == 405, method
+                assert resp.headers["Allow"] == "GET, HEAD"
+                assert_error(await resp.json(), "method_not_allowed")
+        # The dev server's hot-reload socket works.
+        async with anonymous.ws_connect(url.replace("http", "ws", 1) + "ws") as socket:
+            assert (await socket.receive_str(timeout=10)) == "hello"
+            await socket.send_str("hmr")
+            assert (await socket.receive_str(timeout=10)) == "echo:hmr"
+
+        # Nothing else of the session: not OpenCode, the agent, the terminal or another port.
+        other = upstream.port + 1 if upstream.port < 65535 else upstream.port - 1
+        for elsewhere in ("opencode", "agent", f"port-{other}"):
+            status, text, _ = await _get(
+                anonymous, api_url + proxy_path(sandbox.id, token, elsewhere)
+            )
+            assert status == 403, (elsewhere, text)
+            assert_error(json_of(text), "forbidden")
+        for socket_target in ("terminal", "opencode"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await anonymous.ws_connect(api_url + proxy_path(sandbox.id, token, socket_target))
+            assert refused.value.status == 403, socket_target
+
+        # Nor another session, even of the same org and on the same port.
+        sibling = await new_session(db, owner)
+        status, text, _ = await _get(
+            anonymous, api_url + proxy_path(str(sibling.id), token, target)
+        )
+        assert status == 403, text
+
+        # Forged or expired preview tokens are 401.
+        forged, _ = tokens.mint_preview_token("x" * 64, sandbox.id, owner.org_id, target, 60)
+        expired, _ = tokens.mint_preview_token(
+            settings.secret_key, sandbox.id, owner.org_id, target, 60, now=int(time.time()) - 3600
+        )
+        for bad in (forged, expired):
+            status, text, _ = await _get(anonymous, api_url + proxy_path(sandbox.id, bad, target))
+            assert status == 401, text
+        # A token naming another org finds no session (every lookup is scoped to its org).
+        stray, _ = tokens.mint_preview_token(
+            settings.secret_key, sandbox.id, str(uuid.uuid4()), target, 60
+        )
+        status, text, _ = await _get(anonymous, api_url + proxy_path(sandbox.id, stray, target))
+        assert status == 404, text
 
 
 class _Recorder:
@@ -461,3 +537,65 @@ def test_header_filters() -> None:
     assert rewrite("http://127.0.0.1:3000") == "/p/"
     assert rewrite("https://example.com/x") == "https://example.com/x"
     assert rewrite("//evil.test/x") == "//evil.test/x"
+
+
+async def _wait_running(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async with asyncio.timeout(90):
+        while True:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
+            frame = json_of(msg.data)
+            if frame.get("type") == "status" and frame.get("status") == "running":
+                return
+            if frame.get("type") == "init" and frame.get("status") == "running":
+                return
+
+
+async def test_preview_of_a_real_local_sandbox(api_url: str, owner: Account) -> None:
+    """A session booted by its actor on the local provider (real OpenCode): code in the
+    sandbox serves a page on a port and exposes it; the preview link reads it, and only it."""
+    status, created = await call(owner.client, "POST", "/api/sessions", json={"title": "Dev"})
+    assert status == 201, created
+    sid = created["session_id"]
+    member = await ws_token(owner)
+    ws = await owner.client.ws_connect(f"{api_url}/api/sessions/{sid}/ws?token={member}")
+    try:
+        await _wait_running(ws)
+        port = free_port()
+        marker = uuid.uuid4().hex
+        serve = (
+            f"mkdir -p site && echo {marker} > site/index.html && "
+            f"exec python3 -m http.server {port} --bind 127.0.0.1 --directory site"
+        )
+        agent = api_url + proxy_path(sid, member, "agent")
+        async with owner.client.post(
+            agent + "api/services", json={"name": "dev", "command": serve}
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+        async with owner.client.post(agent + "api/expose", json={"port": port}) as resp:
+            assert resp.status == 200, await resp.text()
+
+        url, token = await _preview(owner, sid)
+        assert member not in url
+        async with aiohttp.ClientSession() as anonymous:
+            async with asyncio.timeout(30):  # until the dev server listens
+                while True:
+                    async with anonymous.get(url + "index.html") as resp:
+                        if resp.status == 200:
+                            assert (await resp.text()).strip() == marker
+                            break
+                        assert resp.status == 502, await resp.text()
+                    await asyncio.sleep(0.2)
+            async with anonymous.post(url + "index.html", data=b"x") as resp:
+                assert resp.status == 405
+            for elsewhere in ("opencode", "agent"):
+                path = api_url + proxy_path(sid, token, elsewhere, "api/expose")
+                status, text, _ = await _get(anonymous, path)
+                assert status == 403, (elsewhere, text)
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await anonymous.ws_connect(api_url + proxy_path(sid, token, "terminal"))
+            assert refused.value.status == 403
+    finally:
+        await ws.close()
+        status, _ = await call(owner.client, "DELETE", f"/api/sessions/{sid}")
+        assert status == 204

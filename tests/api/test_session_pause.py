@@ -227,6 +227,21 @@ async def test_manual_pause_then_resume_restores_workspace_and_transcript(
         assert status == 204
 
 
+async def idle_control(
+    owner: Account, idle_settings: Settings, lifecycle_events: dict[str, Lifecycle]
+) -> None:
+    """A control session under the same idle timings, prompted now (so idle since later
+    than anything before) and without clients: returns once it was paused for inactivity,
+    i.e. once a grace period and an idle check have passed for every earlier session."""
+    sid, events = await watched_session(owner, "Control", lifecycle_events)
+    start_actor(sid, idle_settings)
+    status, sent = await call(
+        owner.client, "POST", f"/api/sessions/{sid}/message", json={"content": "hi"}
+    )
+    assert status == 202, sent
+    await eventually(lambda: asyncio.sleep(0, "paused" in events.kinds()), within=60)
+
+
 async def test_idle_snapshot_waits_for_clients_and_proxies_then_a_prompt_resumes(
     account: AccountFactory,
     api_url: str,
@@ -249,18 +264,20 @@ async def test_idle_snapshot_waits_for_clients_and_proxies_then_a_prompt_resumes
     try:
         await ws.send_json({"type": "prompt", "content": "hi"})
         await receive(ws, frames, completes(1))
-        # A connected client keeps the session running well past the grace period.
-        await asyncio.sleep(2.5)
+        # A connected client keeps the session running past the grace period: a session
+        # idle since later, with no client, is paused first.
+        await idle_control(owner, idle_settings, lifecycle_events)
         running = await record_of(db, sid)
         assert running.status == "running" and running.sandbox_id
+        assert "paused" not in events.kinds()
         handle = await session_client.get_session_actor(sid, idle_settings)
         await handle.proxy_opened.remote("proxy:test")
     finally:
         await ws.close()
     # An open proxy connection keeps it running too.
-    await asyncio.sleep(2.5)
+    await idle_control(owner, idle_settings, lifecycle_events)
     assert (await record_of(db, sid)).status == "running"
-    assert actor_alive(sid)
+    assert actor_alive(sid) and "paused" not in events.kinds()
     await handle.proxy_closed.remote("proxy:test")
 
     async def paused() -> SessionRecord | None:

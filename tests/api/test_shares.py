@@ -236,6 +236,20 @@ async def test_running_share_has_a_read_only_preview(
         async with anonymous.get(f"/share/{share_id}/preview/api/expose") as resp:
             assert resp.status == 404  # the dev server has no such route (the agent would)
 
+        # Revoked while the sandbox runs: the page and the preview are gone at once.
+        status, _ = await call(owner.client, "DELETE", f"/api/sessions/{box.id}/share")
+        assert status == 204
+        async with anonymous.get(preview) as resp:
+            assert resp.status == 404
+            assert_error(await resp.json(), "not_found")
+        assert (await _page(anonymous, share_id))[0] == 404
+        status, created = await _share(owner, box.id)
+        assert status == 201 and created["share_id"] != share_id
+        preview = f"/share/{created['share_id']}/preview/echo?q=1"
+        async with anonymous.get(preview) as resp:
+            assert resp.status == 200
+        share_id = created["share_id"]
+
         # Stopped: the page stays (transcript) but the preview is gone.
         await session_store.mark_stopped(db, box.record.id, reason="manual")
         status, page = await _page(anonymous, share_id)
