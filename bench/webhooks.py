@@ -17,11 +17,12 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import asyncpg
 
-from bench.harness import run_load, warren_stack
+from bench.harness import LoadResult, run_load, warren_stack
 from bench.outbox import delete_streams
 from core.bus import Subjects, connect
 from core.settings import Settings
@@ -84,6 +85,15 @@ async def _recorded(settings: Settings, trigger_id: str) -> int:
         await conn.close()
 
 
+async def _measured(
+    name: str, one_request: Callable[[], Awaitable[bool]], concurrency: int, seconds: float
+) -> tuple[LoadResult, float]:
+    """Run the load; also the share of one core this process (the load generator) used."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = await run_load(name, one_request, concurrency=concurrency, duration_s=seconds)
+    return result, (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
 async def main(seconds: float, concurrency: int, duplicates: float) -> None:
     """Start Warren, measure both routes, check durability and dedup, print the figures."""
     async with warren_stack() as (url, settings):
@@ -127,14 +137,12 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
                     return r.status == 404
 
             await run_load("warm-up", noop, concurrency=concurrency, duration_s=1)
-            base = await run_load(
-                "GET /healthz (no-op)", noop, concurrency=concurrency, duration_s=seconds
+            base, base_cpu = await _measured("GET /healthz (no-op)", noop, concurrency, seconds)
+            lookup, lookup_cpu = await _measured(
+                "POST unknown path (404)", unknown, concurrency, seconds
             )
-            lookup = await run_load(
-                "POST unknown path (404)", unknown, concurrency=concurrency, duration_s=seconds
-            )
-            hooks = await run_load(
-                "POST /webhooks/github/…", webhook, concurrency=concurrency, duration_s=seconds
+            hooks, hooks_cpu = await _measured(
+                "POST /webhooks/github/…", webhook, concurrency, seconds
             )
         try:
             stored = await _stored(settings)
@@ -149,14 +157,15 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
         f"concurrency {concurrency}, {seconds:.0f} s each, one Serve replica, 2 cores shared, "
         f"{duplicates:.0%} re-sent deliveries"
     )
-    print(base.line())
-    print(lookup.line())
-    print(hooks.line())
+    for result, cpu in ((base, base_cpu), (lookup, lookup_cpu), (hooks, hooks_cpu)):
+        print(f"{result.line()}   load generator {cpu:.0%} of a core")
     if base.rps:
         print(f"ratio webhooks/no-op: {hooks.rps / base.rps:.2f}")
     print(
-        f"accepted unique deliveries {len(accepted)}; JetStream messages {stored}; "
-        f"trigger events recorded {recorded}"
+        f"lost {max(0, len(accepted) - min(stored, recorded))}, "
+        f"duplicated {max(0, max(stored, recorded) - len(accepted))} "
+        f"(accepted unique deliveries {len(accepted)}; JetStream messages {stored}; "
+        f"trigger events recorded {recorded})"
     )
 
 

@@ -11,9 +11,20 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from tests.api.accounts import call
+from tests.api.accounts import Account, call
 from tests.api.conftest import AccountFactory
 from tests.fixtures.automations import eventually
+
+
+async def _error_shown(me: Account, url: str) -> dict[str, Any]:
+    """The resource at ``url`` once the scheduler has set its ``last_error``."""
+
+    async def surfaced() -> dict[str, Any] | None:
+        status, found = await call(me.client, "GET", url)
+        assert status == 200
+        return found if found["last_error"] else None
+
+    return await eventually(surfaced)
 
 
 async def test_bad_cron_is_shown_on_the_trigger_and_counted(
@@ -42,12 +53,7 @@ async def test_bad_cron_is_shown_on_the_trigger_and_counted(
             uuid.UUID(trigger_id),
         )
 
-    async def surfaced() -> dict[str, Any] | None:
-        status, found = await call(me.client, "GET", f"/api/triggers/{trigger_id}")
-        assert status == 200
-        return found if found["last_error"] else None
-
-    shown = await eventually(surfaced)
+    shown = await _error_shown(me, f"/api/triggers/{trigger_id}")
     assert "polling_cron" in shown["last_error"] and shown["last_error_at"] is not None
     assert shown["next_fire_at"] is None  # off the schedule, not retried every second
     async with http.get("/metrics") as resp:
@@ -82,12 +88,7 @@ async def test_bad_cron_is_shown_on_the_schedule(
             uuid.UUID(schedule_id),
         )
 
-    async def surfaced() -> dict[str, Any] | None:
-        status, found = await call(me.client, "GET", f"/api/schedules/{schedule_id}")
-        assert status == 200
-        return found if found["last_error"] else None
-
-    shown = await eventually(surfaced)
+    shown = await _error_shown(me, f"/api/schedules/{schedule_id}")
     assert "61 * * * *" in shown["last_error"] and shown["last_error_at"] is not None
     assert shown["next_run_at"] is None  # off the schedule, not retried every second
     status, listed = await call(me.client, "GET", "/api/schedules")
