@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -108,15 +110,10 @@ class ActorMetrics:
         )
 
 
-_actor_metrics: ActorMetrics | None = None
-
-
+@functools.cache
 def actor_metrics() -> ActorMetrics:
     """The session-actor counters of this process, created on first use."""
-    global _actor_metrics
-    if _actor_metrics is None:
-        _actor_metrics = ActorMetrics()
-    return _actor_metrics
+    return ActorMetrics()
 
 
 # --- port-forwarding proxy (ingress side) -------------------------------------------------------
@@ -162,15 +159,10 @@ class LifecycleMetrics:
         )
 
 
-_lifecycle_metrics: LifecycleMetrics | None = None
-
-
+@functools.cache
 def lifecycle_metrics() -> LifecycleMetrics:
     """The pause/resume counters of this process, created on first use."""
-    global _lifecycle_metrics
-    if _lifecycle_metrics is None:
-        _lifecycle_metrics = LifecycleMetrics()
-    return _lifecycle_metrics
+    return LifecycleMetrics()
 
 
 # --- triggers: webhooks (ingress side) and the scheduler (asked at scrape) ----------------------
