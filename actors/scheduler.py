@@ -114,7 +114,7 @@ class Scheduler(BackgroundActor):
                 except cron.CronError as exc:
                     log.error("%s: schedule %s is invalid: %s", self.name, due.id, exc)
                     self.counters["errors"]["bad_cron"] += 1
-                    await schedules_store.mark_fired(conn, due.id, None, None)
+                    await schedules_store.stop_firing(conn, due.id, str(exc))
                     continue
                 target = await triggers_store.target_by_id(conn, due.trigger_id)
                 if target is not None:

@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SessionCookieRefresh)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    # Matched second: providers' deliveries are the busiest route (matching walks routers).
+    app.include_router(webhooks.router)
     app.include_router(auth.router)
     app.include_router(orgs.router)
     app.include_router(api_keys.router)
@@ -76,7 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(schedules.router)
     app.include_router(runs.router)
     app.include_router(dead_letters.router)
-    app.include_router(webhooks.router)
     app.include_router(sessions.router)
     app.include_router(session_ws.router)
     app.include_router(session_tools.router)

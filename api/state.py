@@ -8,6 +8,7 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from api.webhook_targets import WebhookTargets
 from core.bus import Subjects, connect, declare_streams
 from core.db import create_pool
 from core.migrate import apply_migrations
@@ -23,6 +24,7 @@ class AppState:
     nats: NATS
     js: JetStreamContext
     subjects: Subjects
+    webhook_targets: WebhookTargets
 
     @classmethod
     async def open(cls, settings: Settings) -> AppState:
@@ -40,10 +42,19 @@ class AppState:
         js = nc.jetstream()
         subjects = Subjects(settings.nats_prefix)
         await declare_streams(js, subjects, max_bytes=settings.nats_stream_max_bytes)
-        return cls(settings=settings, pool=pool, nats=nc, js=js, subjects=subjects)
+        targets = WebhookTargets(pool, settings.database_url, settings.secret_key)
+        return cls(
+            settings=settings,
+            pool=pool,
+            nats=nc,
+            js=js,
+            subjects=subjects,
+            webhook_targets=targets,
+        )
 
     async def close(self) -> None:
         """Drain NATS and close the pool."""
         if not self.nats.is_closed:
             await self.nats.drain()
+        await self.webhook_targets.close()
         await self.pool.close()

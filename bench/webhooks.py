@@ -2,6 +2,12 @@
 stored (JetStream ack) per second, against a no-op route of the same Serve app, in one run.
 
     .venv/bin/python -m bench.webhooks [--seconds 10] [--concurrency 32] [--duplicates 0.1]
+        [--rounds 3]
+
+The routes are measured in interleaved rounds (no-op, unknown path, webhook, then again),
+so a change in the machine's load during the run affects them alike; the ratio is over all
+rounds, and each round's is printed too. The load generator's CPU share is its process
+time over wall time during each phase.
 
 A share of the requests re-send an earlier delivery (GitHub retries): they must be answered
 202 and stored once. The automation is disabled, so the trigger pool records each event
@@ -18,13 +24,14 @@ import functools
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
 import msgspec
 
-from bench.harness import healthz, run_load, sign_up, warren_stack
+from bench.harness import LoadResult, healthz, run_load, sign_up, warren_stack
 from core.bus import Subjects, connect
 from core.settings import Settings
 from core.stream_cleanup import delete_streams
@@ -98,7 +105,26 @@ async def _recorded(settings: Settings, trigger_id: str) -> int:
         await conn.close()
 
 
-async def main(seconds: float, concurrency: int, duplicates: float) -> None:
+async def _measured(
+    name: str, one_request: Callable[[], Awaitable[bool]], concurrency: int, seconds: float
+) -> tuple[LoadResult, float]:
+    """Run the load; also the share of one core this process (the load generator) used."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = await run_load(name, one_request, concurrency=concurrency, duration_s=seconds)
+    return result, (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
+def _ratio(rounds: list[list[tuple[LoadResult, float]]]) -> str:
+    """Webhook requests/s over no-op requests/s, summed over ``rounds``."""
+
+    def rps(phase: int) -> float:
+        done = sum(r[phase][0].requests for r in rounds)
+        return done / sum(r[phase][0].seconds for r in rounds)
+
+    return f"{rps(2) / rps(0):.2f}" if rps(0) else "n/a"
+
+
+async def main(seconds: float, concurrency: int, duplicates: float, rounds_: int) -> None:
     """Start Warren, measure both routes, check durability and dedup, print the figures."""
     async with warren_stack() as (url, settings):
         connector = aiohttp.TCPConnector(limit=concurrency)
@@ -137,15 +163,16 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
                     return r.status == 404
 
             await run_load("warm-up", noop, concurrency=concurrency, duration_s=1)
-            base = await run_load(
-                "GET /healthz (no-op)", noop, concurrency=concurrency, duration_s=seconds
-            )
-            lookup = await run_load(
-                "POST unknown path (404)", unknown, concurrency=concurrency, duration_s=seconds
-            )
-            hooks = await run_load(
-                "POST /webhooks/github/…", webhook, concurrency=concurrency, duration_s=seconds
-            )
+            # Interleaved rounds, so a change in the machine's load hits both routes alike.
+            phases: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
+                ("GET /healthz (no-op)", noop),
+                ("POST unknown path (404)", unknown),
+                ("POST /webhooks/github/…", webhook),
+            ]
+            rounds = [
+                [await _measured(name, fn, concurrency, seconds / rounds_) for name, fn in phases]
+                for _ in range(rounds_)
+            ]
         try:
             stored = await _stored(settings)
             deadline = time.monotonic() + 120
@@ -156,17 +183,19 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
         finally:
             await delete_streams(settings.nats_url, settings.nats_prefix)
     print(
-        f"concurrency {concurrency}, {seconds:.0f} s each, one Serve replica, 2 cores shared, "
-        f"{duplicates:.0%} re-sent deliveries"
+        f"concurrency {concurrency}, {seconds:.0f} s per route in {rounds_} interleaved rounds, "
+        f"one Serve replica, 2 cores shared, {duplicates:.0%} re-sent deliveries"
     )
-    print(base.line())
-    print(lookup.line())
-    print(hooks.line())
-    if base.rps:
-        print(f"ratio webhooks/no-op: {hooks.rps / base.rps:.2f}")
+    for i, measured in enumerate(rounds, start=1):
+        for result, cpu in measured:
+            print(f"round {i} {result.line()}   load generator {cpu:.0%} of a core")
+        print(f"round {i} ratio webhooks/no-op: {_ratio([measured])}")
+    print(f"ratio webhooks/no-op (all rounds): {_ratio(rounds)}")
     print(
-        f"accepted unique deliveries {len(accepted)}; JetStream messages {stored}; "
-        f"trigger events recorded {recorded}"
+        f"lost {max(0, len(accepted) - min(stored, recorded))}, "
+        f"duplicated {max(0, max(stored, recorded) - len(accepted))} "
+        f"(accepted unique deliveries {len(accepted)}; JetStream messages {stored}; "
+        f"trigger events recorded {recorded})"
     )
 
 
@@ -175,5 +204,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duplicates", type=float, default=0.1)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.concurrency, args.duplicates))
+    asyncio.run(main(args.seconds, args.concurrency, args.duplicates, args.rounds))

@@ -75,9 +75,12 @@ def hmac_sha256_hex(secret: str, body: bytes) -> str:
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
     """The value of header ``name`` (case-insensitive), or None if absent or blank."""
-    value = headers.get(name)
+    wanted = name.lower()
+    # ASGI servers hand headers over lower-cased: look that up before scanning them all.
+    value = headers.get(wanted)
     if value is None:
-        wanted = name.lower()
+        value = headers.get(name)
+    if value is None:
         for key, candidate in headers.items():
             if key.lower() == wanted:
                 value = candidate

@@ -276,6 +276,10 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
     enabled: bool
     last_run_at: datetime | None
     next_run_at: datetime | None
+    last_error: str | None = None
+    """Why the scheduler took it off (a cron or time zone that no longer parses; then
+    ``next_run_at`` is null); cleared by an edit of the cron, time zone or enabled flag."""
+    last_error_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -13,8 +13,16 @@ import msgspec
 from schemas.automations import Schedule
 
 _COLUMNS = """s.id, s.org_id, s.automation_id, s.name, s.cron_expression, s.timezone, s.enabled,
-    s.last_run_at, s.next_run_at, s.created_at, s.updated_at"""
-_UPDATABLE = ("name", "cron_expression", "timezone", "enabled", "next_run_at")
+    s.last_run_at, s.next_run_at, s.last_error, s.last_error_at, s.created_at, s.updated_at"""
+_UPDATABLE = (
+    "name",
+    "cron_expression",
+    "timezone",
+    "enabled",
+    "next_run_at",
+    "last_error",
+    "last_error_at",
+)
 
 
 def _schedule(row: asyncpg.Record) -> Schedule:
@@ -143,11 +151,22 @@ async def mark_fired(
     fired_at: datetime | None,
     next_run_at: datetime | None,
 ) -> None:
-    """Record a firing and the next slot (None: never due again until edited)."""
+    """Record a firing and the next slot (None: no later slot, never due again)."""
     await conn.execute(
         """UPDATE schedules SET last_run_at = coalesce($2, last_run_at), next_run_at = $3
            WHERE id = $1""",
         schedule_id,
         fired_at,
         next_run_at,
+    )
+
+
+async def stop_firing(conn: asyncpg.Connection, schedule_id: uuid.UUID, error: str) -> None:
+    """Take a schedule off (no next run) with the reason shown, until it is edited."""
+    await conn.execute(
+        """UPDATE schedules SET next_run_at = NULL, last_error = left($2, 2000),
+               last_error_at = now()
+           WHERE id = $1""",
+        schedule_id,
+        error,
     )

@@ -210,6 +210,10 @@ async def manual_trigger(
 # --- ingestion --------------------------------------------------------------------------------
 
 
+WEBHOOK_TARGETS_CHANNEL = "warren_webhook_targets"
+"""Postgres notifies this channel when a webhook trigger changes or goes (sql/0012)."""
+
+
 async def webhook_target(
     conn: asyncpg.Connection, route: str, url_path: str
 ) -> WebhookTarget | None:

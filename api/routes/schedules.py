@@ -95,6 +95,8 @@ async def update_schedule(request: Request, caller: OrgMember, schedule_id: str)
                 fields.get("cron_expression", current.cron_expression),
                 fields.get("timezone", current.timezone),
             )
+            # A new schedule starts clean: the scheduler reports its own errors again.
+            fields.update(last_error=None, last_error_at=None)
         updated = await store.update_schedule(conn, active_org(caller), target, fields)
     return json_or_404(updated, "schedule")
 

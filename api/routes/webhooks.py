@@ -5,8 +5,8 @@ Routes (no user auth: the signature is the credential):
 - ``POST /webhooks/{route}/{trigger_path}``: each trigger has its own URL path
   (``t_<12 hex>``) and 32-byte secret, generated on create; the route segment and the
   signature scheme come from the provider registry (:mod:`integrations.registry`). The
-  path finds the trigger, the trigger's secret verifies the delivery (constant time, raw
-  body).
+  path finds the trigger (cached per replica, see :mod:`api.webhook_targets`), the
+  trigger's secret verifies the delivery (constant time, raw body).
 - ``POST /webhooks/nango``: Nango's envelope, verified with ``settings.nango_secret_key``;
   a ``forward`` fires every enabled trigger of the connection in the org that owns it.
 
@@ -36,11 +36,10 @@ from api.state import AppState
 from core.metrics import WEBHOOKS
 from integrations import nango
 from integrations.errors import PayloadError
-from integrations.registry import WEBHOOK_SECRET_PURPOSE, default_registry
+from integrations.registry import default_registry
 from integrations.signatures import SignatureError, verify_nango
 from schemas.automations import NangoForward, TriggerEnvelope, WebhookAccepted
 from schemas.triggers import ProviderType, TriggerContext
-from security.sealing import unseal
 from store import triggers as store
 
 router = APIRouter(tags=["webhooks"])
@@ -172,18 +171,14 @@ async def _delivery(request: Request, route: str, trigger_path: str) -> Response
         raise not_found("webhook endpoint")
     state = _state(request)
     body = await read_body(request, state.settings.max_webhook_bytes)
-    async with state.pool.acquire() as conn:
-        target = await store.webhook_target(conn, route, trigger_path)
+    target = await state.webhook_targets.get(route, trigger_path)
     if target is None:
         raise not_found("webhook endpoint")
     spec = registry.spec(target.provider)
-    secret = ""
-    if target.secret_sealed:
-        secret = unseal(state.settings.secret_key, WEBHOOK_SECRET_PURPOSE, target.secret_sealed)
     headers = dict(request.headers)
     try:
         if spec.verify is not None:
-            spec.verify(headers, body, secret, target.config)
+            spec.verify(headers, body, target.secret, target.config)
     except SignatureError as exc:
         raise ApiError(401, "webhook signature rejected", code=exc.reason) from None
     contexts = _parse(target.provider, body, headers)
@@ -192,10 +187,10 @@ async def _delivery(request: Request, route: str, trigger_path: str) -> Response
     provider: ProviderType = spec.name
     envelope = TriggerEnvelope(
         provider=provider,
-        trigger_id=str(target.id),
+        trigger_id=target.id,
         received_at=time.time(),
         contexts=tuple(contexts),
         raw_payload=msgspec.Raw(body) if spec.json_body else msgspec.Raw(b"null"),
     )
-    await _enqueue(state, envelope, body, str(target.id))
+    await _enqueue(state, envelope, body, target.id)
     return _accepted(route, len(contexts))

@@ -5,6 +5,7 @@ signatures, oversize and malformed bodies are refused and store nothing."""
 from __future__ import annotations
 
 import copy
+import secrets
 import time
 import uuid
 from typing import Any
@@ -12,7 +13,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from api.webhook_targets import TTL_SECONDS
 from core.settings import Settings
+from integrations.registry import WEBHOOK_SECRET_PURPOSE
+from security.sealing import seal
 from tests.api.accounts import Account, assert_error, call
 from tests.api.conftest import AccountFactory
 from tests.fakes.signing import (
@@ -171,6 +175,38 @@ async def test_every_delivery_of_one_item_is_its_own_event(
 async def _at_least(db: asyncpg.Pool, trigger_id: str, n: int) -> list[asyncpg.Record]:
     rows = await _rows(db, trigger_id)
     return rows if len(rows) >= n else []
+
+
+async def test_a_changed_or_deleted_trigger_takes_effect_at_once(
+    account: AccountFactory, http: aiohttp.ClientSession, db: asyncpg.Pool, settings: Settings
+) -> None:
+    # Replicas cache webhook targets for TTL_SECONDS; Postgres notifies them of changes.
+    me = await account()
+    trigger_id, path, secret = await _trigger(me)
+
+    def signed(key: str) -> SignedDelivery:
+        return sign_github(ISSUE, key, event="issues", delivery=str(uuid.uuid4()))
+
+    first = signed(secret)
+    assert (await _post(http, path, first.body, first.headers))[0] == 202  # now cached
+    rotated = secrets.token_hex(32)
+    async with db.acquire() as conn:
+        await conn.execute(
+            "UPDATE triggers SET webhook_secret_sealed = $2 WHERE id = $1",
+            uuid.UUID(trigger_id),
+            seal(settings.secret_key, WEBHOOK_SECRET_PURPOSE, rotated),
+        )
+
+    async def answered(key: str, status: int) -> bool:
+        delivery = signed(key)
+        return (await _post(http, path, delivery.body, delivery.headers))[0] == status
+
+    soon = TTL_SECONDS / 3
+    await eventually(lambda: answered(rotated, 202), within=soon)
+    assert await answered(secret, 401)
+    status, _ = await call(me.client, "DELETE", f"/api/triggers/{trigger_id}")
+    assert status == 204
+    await eventually(lambda: answered(rotated, 404), within=soon)
 
 
 async def test_bad_signature_is_401_and_stores_nothing(
