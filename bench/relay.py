@@ -32,7 +32,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,16 +327,18 @@ async def ramp(
     return best
 
 
-def sustained(best: dict[str, Level | None], first_rate: float) -> str:
-    """The ``sustained:`` line: each target's highest offered rate under the budget."""
+def sustained(best: Mapping[str, Level | None], rates: Sequence[float]) -> str:
+    """The ``sustained:`` line: each target's highest offered rate under the budget (``>=``
+    when that was the ramp's last step, so the real limit is higher)."""
     parts = []
     for name, level in best.items():
         if level is None:
-            parts.append(f"{name} below {first_rate:.0f} ev/s")
+            parts.append(f"{name} below {rates[0]:.0f} ev/s")
         else:
+            at_least = ">=" if level.rate >= rates[-1] else ""
             parts.append(
-                f"{name} {level.rate:.0f} ev/s offered ({level.relayed:.0f} relayed, "
-                f"p99 {level.p99_ms:.1f} ms)"
+                f"{name} {at_least}{level.rate:.0f} ev/s offered ({level.relayed:.0f} "
+                f"relayed, p99 {level.p99_ms:.1f} ms)"
             )
     warren, baseline = best.get("warren"), best.get("baseline")
     if warren is not None and baseline is not None:
@@ -376,7 +378,7 @@ async def main(seconds: float, session_counts: list[int], rates: list[float]) ->
             print("  " + compare(*levels))
         print(f"ramp with {most} sessions until p99 > {LATENCY_BUDGET_MS:.0f} ms:")
         best = await ramp((warren, baseline), rates, seconds)
-        print("  " + sustained(best, rates[0]))
+        print("  " + sustained(best, rates))
         await asyncio.sleep(5)  # settle before measuring idle cost
         print(f"session actors ({len(sessions)}):")
         print(
