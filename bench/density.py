@@ -39,7 +39,7 @@ from core.settings import Settings
 
 GB_KB = 1024 * 1024
 _CREATE_AT_ONCE = 8
-_SPARE_KB = 2 * GB_KB  # left to the rest of the machine
+_SPARE_KB = 4 * GB_KB  # left to the rest of the (shared) machine
 
 
 def _available_kb() -> int:
