@@ -104,6 +104,13 @@ class Level:
     seconds: float
     generator_cpu: float
     """The load generator's CPU time over the level's wall time (1.0 = one core)."""
+    failures: tuple[str, ...] = ()
+    """Why some sessions' answers did not complete; such a level is not sustained."""
+
+    @property
+    def within_budget(self) -> bool:
+        """Every answer completed and p99 stayed under the budget."""
+        return not self.failures and self.p99_ms <= LATENCY_BUDGET_MS
 
     @property
     def relayed(self) -> float:
@@ -118,6 +125,11 @@ class Level:
             f"({self.frames / self.seconds:6.0f} frames/s)  "
             f"p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:8.2f} ms  "
             f"generator {self.generator_cpu * 100:3.0f} % CPU"
+            + (
+                f"  FAILED {len(self.failures)} sessions: {sorted(set(self.failures))}"
+                if self.failures
+                else ""
+            )
         )
 
 
@@ -239,29 +251,41 @@ async def connect_baseline(http: aiohttp.ClientSession, url: str, agent_url: str
     return await _open_stream(sid, ws)
 
 
-async def _collect(stream: Stream, latencies: list[float], tokens: int) -> tuple[int, int]:
-    """Read one answer: (source events received, token frames that carried them)."""
-    got = frames = 0
-    last: list[str] = []
+@dataclass
+class Answer:
+    """What one client received of one answer."""
+
+    events: int = 0
+    """Source events received."""
+    frames: int = 0
+    """Token frames that carried them."""
+    failure: str = ""
+    """Why the answer did not complete (an ``error`` frame or a timeout), else empty."""
+
+
+async def _collect(stream: Stream, latencies: list[float], tokens: int) -> Answer:
+    """Read one answer until ``message_complete``, an ``error`` frame or two minutes."""
+    answer = Answer()
     try:
         async with asyncio.timeout(120):
             while True:
                 now, frame = await stream.frames.get()
                 kind = frame["type"]
-                last = [*last[-4:], kind if kind != "error" else f"error:{frame['message']}"]
                 if kind == "token":
-                    frames += 1
+                    answer.frames += 1
                     # Under load the actor merges deltas that arrived together: every stamp
                     # in the token is one source event, relayed in this frame.
                     for stamp in _STAMP.findall(frame["token"]):
                         latencies.append((now - int(stamp)) / 1e6)
-                        got += 1
-                elif kind == "message_complete" and got >= tokens:
-                    return got, frames
+                        answer.events += 1
+                elif kind == "error":
+                    answer.failure = str(frame.get("message"))
+                    return answer
+                elif kind == "message_complete" and answer.events >= tokens:
+                    return answer
     except TimeoutError:
-        raise RuntimeError(
-            f"session {stream.session_id}: {got}/{tokens} events, last frames {last}"
-        ) from None
+        answer.failure = f"timed out with {answer.events}/{tokens} events"
+    return answer
 
 
 async def run_level(
@@ -278,9 +302,10 @@ async def run_level(
     cpu_began = time.process_time()
     for stream in streams:
         await stream.ws.send_json({"type": "prompt", "content": "go"})
-    counts = await asyncio.gather(*collectors)
-    delivered = sum(c[0] for c in counts)
-    frames = sum(c[1] for c in counts)
+    answers = await asyncio.gather(*collectors)
+    failures = [a.failure for a in answers if a.failure]
+    delivered = sum(a.events for a in answers)
+    frames = sum(a.frames for a in answers)
     elapsed = time.perf_counter() - began
     # The first events of a level include the prompt round trip: keep steady state only.
     steady = latencies[len(latencies) // 10 :]
@@ -293,6 +318,7 @@ async def run_level(
         percentile(steady, 99),
         elapsed,
         (time.process_time() - cpu_began) / elapsed,
+        tuple(failures),
     )
 
 
@@ -307,7 +333,8 @@ async def serve_fakes(stack: contextlib.AsyncExitStack, count: int) -> list[Synt
 async def ramp(
     targets: Sequence[Target], rates: Sequence[float], seconds: float
 ) -> dict[str, Level | None]:
-    """Raise the offered rate until each target's p99 passes the budget; its best level."""
+    """Raise the offered rate until each target fails an answer or passes the p99 budget;
+    each target's best level."""
     best: dict[str, Level | None] = {t.name: None for t in targets}
     live = list(targets)
     for rate in rates:
@@ -317,11 +344,11 @@ async def ramp(
                 target.streams, target.fakes, rate, seconds
             )
             print(f"  {target.name:<9}" + level.line())
-            if level.p99_ms <= LATENCY_BUDGET_MS:
+            if level.within_budget:
                 best[target.name] = level
         if len(levels) == 2:
             print("  " + compare(*levels.values()))
-        live = [t for t in live if levels[t.name].p99_ms <= LATENCY_BUDGET_MS]
+        live = [t for t in live if levels[t.name].within_budget]
         if not live:
             break
     return best
