@@ -65,7 +65,7 @@ async def add_idle(
 
 def fits(more: int, pids: Sequence[int]) -> tuple[bool, str]:
     """Whether ``more`` actors fit in available memory at the median USS of ``pids``."""
-    uss = sorted(memory_kb(pid)[1] for pid in pids)
+    uss = sorted(m[1] for pid in pids if (m := memory_kb(pid)) is not None)
     per_actor = uss[len(uss) // 2] if uss else 80 * 1024
     need, have = more * per_actor, _available_kb() - _SPARE_KB
     return need <= have, f"needs ~{need / GB_KB:.1f} GB, {max(have, 0) / GB_KB:.1f} GB free"

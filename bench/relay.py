@@ -140,10 +140,21 @@ def compare(warren: Level, baseline: Level) -> str:
     return f"warren/baseline: p99 {p99:.2f}x, relayed ev/s {rate:.2f}x"
 
 
-def memory_kb(pid: int) -> tuple[int, int]:
-    """(RSS, USS) of a process in kB, from /proc."""
+def _proc(pid: int, name: str) -> str | None:
+    """``/proc/<pid>/<name>``, or None once the process is gone (a restarted actor)."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def memory_kb(pid: int) -> tuple[int, int] | None:
+    """(RSS, USS) of a process in kB, from /proc; None when it is gone."""
+    text = _proc(pid, "smaps_rollup")
+    if text is None:
+        return None
     rss = uss = 0
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+    for line in text.splitlines():
         key, _, rest = line.partition(":")
         value = int(rest.split()[0]) if rest.strip() and rest.split()[0].isdigit() else 0
         if key == "Rss":
@@ -153,21 +164,33 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return rss, uss
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(pid: int) -> float | None:
+    text = _proc(pid, "stat")
+    if text is None:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 async def actor_costs(pids: Sequence[int], window: float) -> list[str]:
-    """Printable RSS/USS and idle CPU of the actor processes ``pids`` over ``window`` s."""
-    before = {pid: _cpu_seconds(pid) for pid in pids}
+    """Printable RSS/USS and idle CPU of the actor processes ``pids`` over ``window`` s
+    (a process that ends meanwhile, a restarted actor, is counted apart)."""
+    before = {pid: t for pid in pids if (t := _cpu_seconds(pid)) is not None}
     await asyncio.sleep(window)
-    cpu = [(_cpu_seconds(pid) - before[pid]) / window * 100 for pid in pids]
-    memory = [memory_kb(pid) for pid in pids]
+    cpu: list[float] = []
+    memory: list[tuple[int, int]] = []
+    for pid, start in before.items():
+        end, used = _cpu_seconds(pid), memory_kb(pid)
+        if end is not None and used is not None:
+            cpu.append((end - start) / window * 100)
+            memory.append(used)
+    if not cpu:
+        return [f"all {len(pids)} actor processes ended"]
     return [
         f"RSS median {statistics.median(m[0] for m in memory) / 1024:.1f} MB, "
         f"USS median {statistics.median(m[1] for m in memory) / 1024:.1f} MB",
-        f"idle CPU median {statistics.median(cpu):.2f} % of a core, max {max(cpu):.2f} %",
+        f"idle CPU median {statistics.median(cpu):.2f} % of a core, max {max(cpu):.2f} %"
+        f" ({len(cpu)} of {len(pids)} processes alive throughout)",
     ]
 
 
@@ -370,6 +393,8 @@ def sustained(best: Mapping[str, Level | None], rates: Sequence[float]) -> str:
     warren, baseline = best.get("warren"), best.get("baseline")
     if warren is not None and baseline is not None:
         parts.append(f"ratio {warren.rate / baseline.rate:.2f}")
+    elif baseline is not None:
+        parts.append(f"ratio < {rates[0] / baseline.rate:.2f}")
     return f"sustained (p99 < {LATENCY_BUDGET_MS:.0f} ms): " + "; ".join(parts)
 
 

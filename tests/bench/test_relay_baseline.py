@@ -46,7 +46,9 @@ def test_sustained_names_each_relays_best_rate_and_their_ratio() -> None:
     assert "warren 500 ev/s offered" in line
     assert "baseline >=4000 ev/s offered" in line  # the ramp's top: the limit is higher
     assert line.endswith("ratio 0.12")
-    assert "warren below 250 ev/s" in sustained({"warren": None}, [250, 500])
+    below = sustained({"warren": None, "baseline": _level(1000, 8.0)}, [250, 500, 1000])
+    assert "warren below 250 ev/s" in below
+    assert below.endswith("ratio < 0.25")
 
 
 def test_compare_is_warren_over_baseline() -> None:
