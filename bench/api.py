@@ -13,7 +13,7 @@ import functools
 
 import aiohttp
 
-from bench.harness import healthz, run_load, sign_up, warren_stack
+from bench.harness import CpuShare, healthz, run_load, sign_up, warren_stack
 
 
 async def _api_key(http: aiohttp.ClientSession) -> str:
@@ -26,6 +26,7 @@ async def _api_key(http: aiohttp.ClientSession) -> str:
 
 async def main(seconds: float, concurrency: int) -> None:
     """Start Warren, measure both routes, print the figures."""
+    generator = CpuShare()
     async with warren_stack() as (url, _settings):
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(
@@ -54,6 +55,7 @@ async def main(seconds: float, concurrency: int) -> None:
     print(scoped.line())
     if base.rps:
         print(f"ratio authenticated/health: {scoped.rps / base.rps:.2f}")
+    print(generator.line())
 
 
 if __name__ == "__main__":

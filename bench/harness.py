@@ -76,6 +76,30 @@ async def healthz(http: aiohttp.ClientSession) -> bool:
         return r.status == 200
 
 
+class CpuShare:
+    """The load generator's own CPU share: this process's CPU time over wall time.
+
+    The generator shares the machine's cores with what it measures; printing its share
+    next to the figures lets them be read fairly (a generator near 100 % of a core is
+    itself the bottleneck).
+    """
+
+    def __init__(self) -> None:
+        self.cpu_start = time.process_time()
+        self.wall_start = time.perf_counter()
+
+    def line(self) -> str:
+        """One printable line with the share since this object was made."""
+        cpu = time.process_time() - self.cpu_start
+        wall = time.perf_counter() - self.wall_start
+        share = cpu / wall * 100 if wall else 0.0
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        return (
+            f"load generator (this process): {cpu:.1f} s CPU over {wall:.1f} s wall "
+            f"= {share:.0f} % of a core; machine load average {load}"
+        )
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """Throughput and latency of one load run."""

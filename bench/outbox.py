@@ -31,6 +31,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from bench.harness import CpuShare
 from core.bus import Subjects, connect, declare_streams
 from core.http_server import serving
 from core.migrate import apply_migrations
@@ -155,6 +156,7 @@ async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
 
 async def run_bench(rows: int, dispatchers: int, kill_at: float, stuck_after: float) -> None:
     """Set up, dispatch with a kill, print the figures."""
+    generator = CpuShare()
     work = Path(tempfile.mkdtemp(prefix="warren-bench-outbox-"))
     with postgres_server(work) as admin_dsn, nats_server(work) as nats_url:
         dsn = await create_database(admin_dsn)
@@ -176,6 +178,7 @@ async def run_bench(rows: int, dispatchers: int, kill_at: float, stuck_after: fl
                     await delete_streams(settings.nats_url, settings.nats_prefix)
         finally:
             await drop_database(admin_dsn, dsn)
+    print(generator.line())
 
 
 async def _measure(

@@ -1,8 +1,14 @@
-"""Benchmark of the local sandbox provider: boot phases, snapshot/restore, memory.
+"""Benchmark of the local sandbox provider: boot phases, start vs bare OpenCode, snapshots.
 
-Run from the repo root: ``.venv/bin/python -m bench.sandbox [--boots 10]``. It boots real
-sandboxes (real git, the real OpenCode binary, the in-sandbox agent) in a temporary folder,
-prints the figures and removes everything it made.
+Run from the repo root: ``.venv/bin/python -m bench.sandbox [--boots 10] [--sizes 10,100]``.
+It boots real sandboxes (real git, the real OpenCode binary, the in-sandbox agent) in a
+temporary folder, prints the figures and removes everything it made.
+
+Before each sandbox boot it starts bare OpenCode: the same binary, the same offline
+environment and config files in a fresh HOME and an empty workspace, started directly and
+timed from start to the first 200 on ``/global/health``. Warren's session start is the
+provider's ``create_sandbox`` (folders, clone, OpenCode and the in-sandbox agent ready),
+timed the same way; the two alternate in one run and the ratio of their medians is printed.
 """
 
 from __future__ import annotations
@@ -13,12 +19,17 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import CpuShare
+from deploy.net import free_port
+from sandboxes import opencode
 from sandboxes.local import LocalSandboxProvider
+from sandboxes.local_env import SYSTEM_PATH
 from sandboxes.local_layout import SandboxLayout
 from sandboxes.proctree import rss_bytes, sandbox_processes
 from sandboxes.snapshot_store import Compression, LocalSnapshotStore
@@ -71,13 +82,47 @@ def _opts(repo: Path, snapshot_id: str | None = None) -> CreateSandboxOptions:
     )
 
 
+async def bare_opencode_start(binary: Path, root: Path, repo: Path) -> float:
+    """Seconds from starting OpenCode directly to its first 200 on the health route."""
+    home, workspace = root / "home", root / "workspace"
+    workspace.mkdir(parents=True)
+    opts = _opts(repo)
+    opencode.write_opencode_files(opts, home=home, workspace=workspace)
+    env = {"LANG": "C.UTF-8", "PATH": SYSTEM_PATH, **opencode.opencode_env(opts, home=home)}
+    port = free_port()
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *opencode.opencode_command(str(binary), port),
+        cwd=workspace,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        await opencode.wait_ready(f"http://127.0.0.1:{port}", timeout=120)
+        return time.monotonic() - started
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        await proc.wait()
+
+
 async def bench_boots(provider: LocalSandboxProvider, repo: Path, boots: int) -> None:
-    """Boot phases over ``boots`` sequential boots, plus terminate time and idle RSS."""
+    """Boot phases over ``boots`` sequential boots, each after a bare OpenCode start, plus
+    terminate time and idle RSS."""
     phases: dict[str, list[float]] = {}
     terminate: list[float] = []
     rss: list[float] = []
-    for _ in range(boots):
+    bare: list[float] = []
+    warren: list[float] = []
+    for boot in range(boots):
+        bare_root = provider.root.parent / f"bare-{boot}"
+        bare.append(await bare_opencode_start(provider.opencode_bin, bare_root, repo))
+        shutil.rmtree(bare_root, ignore_errors=True)
+        started = time.monotonic()
         handle = await provider.create_sandbox(_opts(repo))
+        warren.append(time.monotonic() - started)
         for name, seconds in handle.boot_phases.items():
             phases.setdefault(name, []).append(seconds)
         layout = SandboxLayout(provider.root / handle.sandbox_id)
@@ -100,6 +145,10 @@ async def bench_boots(provider: LocalSandboxProvider, repo: Path, boots: int) ->
         f"idle RSS of a booted sandbox (process tree): p50 {_percentile(rss, 50) / MB:.0f} MB, "
         f"max {max(rss) / MB:.0f} MB"
     )
+    print(f"start to ready over {boots} pairs (seconds)  p50      p95")
+    for name, values in (("bare OpenCode", bare), ("Warren session (sandbox + OpenCode)", warren)):
+        print(f"  {name:<38} {_percentile(values, 50):7.3f}  {_percentile(values, 95):7.3f}")
+    print(f"  ratio Warren/bare (p50): {_percentile(warren, 50) / _percentile(bare, 50):.2f}")
 
 
 async def bench_snapshots(root: Path, repo: Path, size: int, compression: Compression) -> None:
@@ -127,8 +176,9 @@ async def bench_snapshots(root: Path, repo: Path, size: int, compression: Compre
     )
 
 
-async def main(boots: int) -> None:
+async def main(boots: int, sizes: list[int]) -> None:
     """Run every benchmark in a temporary folder."""
+    generator = CpuShare()
     root = Path(tempfile.mkdtemp(prefix="warren-bench-"))
     try:
         repo = root / "repo"
@@ -137,14 +187,24 @@ async def main(boots: int) -> None:
         await bench_boots(provider, repo, boots)
         print("snapshot / restore")
         compressions: tuple[Compression, ...] = ("none", "gzip")
-        for size in (10 * MB, 100 * MB):
+        for size in sizes:
             for compression in compressions:
-                await bench_snapshots(root, repo, size, compression)
+                await bench_snapshots(root, repo, size * MB, compression)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print(generator.line())
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--boots", type=int, default=10)
-    asyncio.run(main(parser.parse_args().boots))
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[10, 100],
+        help="snapshot workspace sizes in MB (empty: none)",
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.boots, args.sizes))

@@ -48,6 +48,8 @@ class SyntheticOpenCode:
     """
 
     def __init__(self) -> None:
+        self.url = ""
+        """Where it is served; set by whoever serves :attr:`app`."""
         self.tokens = 10
         self.interval = 0.05
         self._streams: set[asyncio.Queue[bytes | None]] = set()
