@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 import ray
-from actors.session_log import read_events
 
 from actors import session_client
+from actors.session.log import read_events
 from core.bus import Subjects, connect
 from core.settings import Settings
 from llm.scripted import ScriptedModelServer
