@@ -1,6 +1,7 @@
 """Sign-up, sign-in, sign-out, the current user, org switching and WebSocket tokens.
 
-Passwords are hashed with scrypt in a worker thread so the event loop keeps serving.
+Passwords are hashed with argon2id in a worker thread so the event loop keeps serving; a
+successful sign-in replaces an older hash (scrypt, or weaker argon2 parameters).
 Sign-in failures are rate limited per email (10 per 5 minutes per replica → 429 with
 ``Retry-After``); unknown emails and wrong passwords get the same 401 after the same work.
 """
@@ -137,7 +138,12 @@ async def sign_in(request: Request) -> Response:
         raise ApiError(401, _BAD_CREDENTIALS, code="invalid_credentials")
     limiter.reset(key)
     user_id = credentials.user.id
+    rehashed = None
+    if passwords.needs_rehash(credentials.password_hash):
+        rehashed = await asyncio.to_thread(passwords.hash_password, req.password)
     async with state.pool.acquire() as db:
+        if rehashed is not None:
+            await users.set_password_hash(db, user_id, rehashed)
         org_id = await orgs.first_org_id(db, user_id)
         token = await _start_session(db, request, user_id, org_id)
         me = await _me(db, user_id, org_id)
