@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,8 +9,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from schemas.errors import ErrorBody, ErrorResponse
-
-log = logging.getLogger(__name__)
 
 _DEFAULT_CODES = {
     400: "bad_request",
@@ -75,8 +71,16 @@ def error_response(
     )
 
 
+def internal_error_response() -> Response:
+    """The 500 of an unhandled exception: no detail leaves the server (it is in the log)."""
+    return error_response(500, "internal", "internal error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error FastAPI or a handler raises through :func:`error_response`."""
+    """Route every error FastAPI or a handler raises through :func:`error_response`.
+
+    Unhandled exceptions are answered by ``api.middleware`` (inside the request's context).
+    """
 
     async def on_api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -97,11 +101,6 @@ def install_error_handlers(app: FastAPI) -> None:
         # well-formed requests that break a business rule.
         return error_response(400, "invalid", str(first.get("msg", "invalid input")), field)
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error")
-
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected)
