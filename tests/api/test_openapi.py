@@ -4,7 +4,8 @@ as the routes really use them."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import aiohttp
 import msgspec
@@ -12,6 +13,7 @@ import pytest
 
 from api.openapi import json_body
 from schemas.auth import SignUpRequest as RealSignUp
+from schemas.sessions import ClientMessage, ServerMessage
 
 # Routes whose handlers decode a JSON body (method, path): each must document it.
 WITH_BODY = [
@@ -191,3 +193,21 @@ async def test_every_error_answer_is_warrens_error_shape(spec: dict[str, Any]) -
                         status,
                     )
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def _ws_section() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("## The session WebSocket")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+@pytest.mark.parametrize("union", [ServerMessage, ClientMessage], ids=["server", "client"])
+def test_readme_documents_every_websocket_message(union: Any) -> None:
+    section = _ws_section()
+    for struct in get_args(union):
+        tag = struct.__struct_config__.tag
+        row = next((line for line in section.splitlines() if line.startswith(f"| `{tag}` |")), None)
+        assert row is not None, f"README's WebSocket section lacks `{tag}`"
+        for field in msgspec.structs.fields(struct):
+            if field.name != "seq":
+                assert f"`{field.name}" in row, (tag, field.name)
