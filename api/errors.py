@@ -7,7 +7,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
+from api.openapi import flat_routes
 from schemas.errors import ErrorBody, ErrorResponse
 
 _DEFAULT_CODES = {
@@ -76,6 +78,17 @@ def internal_error_response() -> Response:
     return error_response(500, "internal", "internal error")
 
 
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names only the methods of the first route whose path matched; a path
+    # served by several routes (GET and POST handlers) allows the methods of all of them.
+    methods: set[str] = set()
+    for route in flat_routes(request.app):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error FastAPI or a handler raises through :func:`error_response`.
 
@@ -86,11 +99,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
-    async def on_http_error(_: Request, exc: Exception) -> Response:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = _DEFAULT_CODES.get(exc.status_code, "error")
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

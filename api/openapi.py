@@ -79,6 +79,7 @@ class _Answer:
     status: int
     schema: dict[str, Any] | None
     errors: tuple[int, ...]
+    media_type: str
 
 
 def components() -> dict[str, dict[str, Any]]:
@@ -112,10 +113,17 @@ def json_body(type_: Any, *, required: bool = True) -> dict[str, Any]:
     }
 
 
-def returns(type_: Any, status: int = 200, *, errors: tuple[int, ...] = ()) -> Callable[[F], F]:
-    """Decorator: the endpoint answers ``status`` with JSON of ``type_`` (``None``: no body),
-    and may also answer the error statuses ``errors``. Stack it for several answers."""
-    answer = _Answer(status, None if type_ is None else schema_of(type_), errors)
+def returns(
+    type_: Any,
+    status: int = 200,
+    *,
+    errors: tuple[int, ...] = (),
+    media_type: str = "application/json",
+) -> Callable[[F], F]:
+    """Decorator: the endpoint answers ``status`` with ``type_`` as ``media_type`` (``None``:
+    no body), and may also answer the error statuses ``errors``. Stack it for several answers.
+    """
+    answer = _Answer(status, None if type_ is None else schema_of(type_), errors, media_type)
 
     def mark(endpoint: F) -> F:
         answers: list[_Answer] = endpoint.__dict__.setdefault("_warren_answers", [])
@@ -150,7 +158,7 @@ def _error(status: int) -> dict[str, Any]:
 def _success(answer: _Answer) -> dict[str, Any]:
     doc: dict[str, Any] = {"description": HTTPStatus(answer.status).phrase}
     if answer.schema is not None:
-        doc["content"] = {"application/json": {"schema": answer.schema}}
+        doc["content"] = {answer.media_type: {"schema": answer.schema}}
     return doc
 
 
@@ -196,11 +204,15 @@ def _used_refs(node: Any) -> Iterator[str]:
             yield from _used_refs(value)
 
 
-def _api_routes(app: FastAPI) -> Iterator[Any]:
-    # FastAPI ≥ 0.120 nests included routers; iter_route_contexts flattens them (with the
-    # app's dependencies applied) where it exists.
+def flat_routes(app: Any) -> Iterator[Any]:
+    """Every route of ``app``, included routers flattened (FastAPI ≥ 0.120 nests them;
+    ``iter_route_contexts`` applies the app's prefixes and dependencies where it exists)."""
     flatten: Callable[[Any], Iterator[Any]] | None = getattr(routing, "iter_route_contexts", None)
-    for route in flatten(app.routes) if flatten else app.routes:
+    yield from flatten(app.routes) if flatten else app.routes
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    for route in flat_routes(app):
         if getattr(route, "include_in_schema", False) and hasattr(route, "dependant"):
             yield route
 

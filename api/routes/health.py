@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from api.openapi import returns
 from api.responses import json_response
 from api.state import AppState
 from core.metrics import REGISTRY
@@ -17,6 +19,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
+@returns(dict[str, str])
 async def healthz() -> Response:
     """The process is up."""
     return json_response({"status": "ok"})
@@ -36,6 +39,8 @@ async def _check_nats(state: AppState) -> str | None:
 
 
 @router.get("/readyz")
+@returns(dict[str, Any])
+@returns(dict[str, Any], 503)
 async def readyz(request: Request) -> Response:
     """Postgres and NATS reachable, migrations applied: 200, else 503 naming what failed."""
     state: AppState = request.app.state.warren
@@ -53,6 +58,7 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics")
+@returns(str, media_type="text/plain")
 async def metrics() -> Response:
     """Prometheus text exposition of this replica's metrics."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

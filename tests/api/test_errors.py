@@ -207,3 +207,20 @@ async def test_junk_bodies_are_400_never_500(account: AccountFactory) -> None:
             status, body = await _raw(acct.client, method, path, junk)
             assert status == 400, (method, path, junk[:40], body)
             assert_error(body)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/orgs", "GET, POST"),
+        ("PUT", "/api/orgs/00000000-0000-0000-0000-000000000000", "GET, PATCH"),
+        ("DELETE", "/api/auth/sign-in", "POST"),
+    ],
+)
+async def test_405_allows_every_method_of_the_path(
+    http: aiohttp.ClientSession, method: str, path: str, allow: str
+) -> None:
+    async with http.request(method, path) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == allow
+        assert_error(await resp.json(), "method_not_allowed")
