@@ -19,10 +19,10 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.routes._org_scoped import OrgMember, active_org, app_state, json_or_404
-from schemas.automations import ResolveRun, RunEventList, RunList
+from schemas.automations import ResolveRun, Run, RunEventList, RunList
 from store import runs as store
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -35,6 +35,7 @@ def _user(caller: Caller) -> uuid.UUID:
 
 
 @router.get("")
+@returns(RunList, errors=(404,))
 async def list_runs(
     request: Request,
     caller: OrgMember,
@@ -58,6 +59,7 @@ async def list_runs(
 
 
 @router.get("/attention")
+@returns(RunList)
 async def attention_inbox(request: Request, caller: OrgMember) -> Response:
     """Failed, needs_human and timed_out runs of the last 7 days, newest first."""
     async with app_state(request).pool.acquire() as conn:
@@ -72,12 +74,14 @@ async def _run(request: Request, caller: Caller, run_id: uuid.UUID) -> Response:
 
 
 @router.get("/{run_id}")
+@returns(Run)
 async def get_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """One run of the org."""
     return await _run(request, caller, parse_uuid(run_id, "run"))
 
 
 @router.get("/{run_id}/events")
+@returns(RunEventList)
 async def run_events(request: Request, caller: OrgMember, run_id: str) -> Response:
     """The run's history, oldest first."""
     target = parse_uuid(run_id, "run")
@@ -93,6 +97,7 @@ def _conflict(exc: store.AssignmentConflict) -> ApiError:
 
 
 @router.post("/{run_id}/claim")
+@returns(Run, errors=(409,))
 async def claim_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Claim the run for yourself (idempotent); 409 if someone else holds it."""
     target = parse_uuid(run_id, "run")
@@ -107,6 +112,7 @@ async def claim_run(request: Request, caller: OrgMember, run_id: str) -> Respons
 
 
 @router.post("/{run_id}/unclaim")
+@returns(Run, errors=(409,))
 async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Release your claim (admins may release anyone's); 409 if someone else holds it."""
     target = parse_uuid(run_id, "run")
@@ -123,6 +129,7 @@ async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Respo
 
 
 @router.post("/{run_id}/resolve", openapi_extra=json_body(ResolveRun))
+@returns(Run, errors=(409,))
 async def resolve_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Close an attention run as succeeded or failed with a note."""
     req = await body(request, ResolveRun)
