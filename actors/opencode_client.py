@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import msgspec
+
+from core.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +40,6 @@ class OpenCodeError(Exception):
 
 class StreamStalled(Exception):
     """The event stream sent nothing (not even a heartbeat) for too long."""
-
-
-class Backoff:
-    """Capped exponential backoff with jitter: ``base · 2ⁿ`` up to ``cap`` seconds."""
-
-    def __init__(self, base: float = 0.25, cap: float = 10.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        """The next delay (and count the attempt)."""
-        delay = min(self.cap, self.base * 2.0**self.attempt)
-        self.attempt += 1
-        jitter: float = random.uniform(0.75, 1.0)
-        return delay * jitter
-
-    def reset(self) -> None:
-        """Start over after a success."""
-        self.attempt = 0
 
 
 class OpenCodeClient:

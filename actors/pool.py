@@ -21,6 +21,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
 
+from core.backoff import exponential_delay
+
 log = logging.getLogger(__name__)
 
 
@@ -55,11 +57,6 @@ ACK = _Ack()
 Outcome = _Ack | Retry
 Handler = Callable[[Msg], Awaitable[Outcome]]
 Exhausted = Callable[[Msg, str], Awaitable[None]]
-
-
-def retry_delay(num_delivered: int, base: float = 1.0, cap: float = 60.0) -> float:
-    """Backoff for the next delivery: base·2^(n-1), capped."""
-    return float(min(base * 2 ** max(0, num_delivered - 1), cap))
 
 
 async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
@@ -126,7 +123,9 @@ class PullLoop:
             outcome = await self.handler(msg)
         except Exception as exc:  # a handler bug must not stall the consumer
             log.exception("%s: handler failed on %s", self.name, msg.subject)
-            outcome = Retry(retry_delay(msg.metadata.num_delivered), f"{type(exc).__name__}: {exc}")
+            # A handler bug is retried after 1 s, doubling per delivery up to a minute.
+            delay = exponential_delay(msg.metadata.num_delivered - 1, base=1.0, cap=60.0)
+            outcome = Retry(delay, f"{type(exc).__name__}: {exc}")
         finally:
             heartbeat.cancel()
         try:

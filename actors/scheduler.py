@@ -14,6 +14,12 @@ Polls: the slot is claimed (``next_fire_at`` advanced) in the locking transactio
 provider is polled outside it, each event is recorded in its own transaction, and the
 provider's cursor is saved only after all of them: a crash in between re-polls from the
 old cursor and the duplicates fall on the dedup keys.
+
+Errors are surfaced, never retried blindly: a trigger whose cron no longer parses is taken
+off the schedule (``next_fire_at`` NULL) with ``last_error`` set, until the user edits it;
+a failed poll sets ``last_error`` and backs the next poll off (2^n s after n failures in a
+row, at most :data:`MAX_POLL_BACKOFF_SECONDS`); the next successful poll clears it. Both
+count in :meth:`Scheduler.stats`, which ``/metrics`` reads (``warren_scheduler_*``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from actors.base import BackgroundActor
@@ -29,7 +36,7 @@ from actors.triggers import ingest
 from core import cron
 from core.settings import Settings
 from integrations.provider import decode_filters
-from integrations.registry import default_registry
+from integrations.registry import POLL_TOKEN_PURPOSE, default_registry
 from integrations.scheduled import scheduled_context
 from schemas.triggers import PollConnection, TriggerContext
 from security.sealing import unseal
@@ -40,8 +47,8 @@ from store.triggers import DueTrigger
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-POLL_TOKEN_PURPOSE = "poll-token"
 MAX_CONCURRENT_POLLS = 3
+MAX_POLL_BACKOFF_SECONDS = 3600.0
 
 
 def _stamp(moment: datetime) -> str:
@@ -67,6 +74,13 @@ class Scheduler(BackgroundActor):
         self.registry = default_registry()
         self.fired = 0
         self.polls = 0
+        self.ticks = 0
+        """Completed ticks: a test waits for two more to know a due row was looked at."""
+        self.counters: dict[str, Counter[str]] = {
+            "fires": Counter(),
+            "errors": Counter(),
+            "poll_errors": Counter(),
+        }
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
         self._polling: set[asyncio.Task[None]] = set()
 
@@ -81,7 +95,9 @@ class Scheduler(BackgroundActor):
                     self._polling.add(task)
                     task.add_done_callback(self._polling.discard)
             except Exception:  # a bad tick must not stop the scheduler
+                self.counters["errors"]["tick"] += 1
                 log.exception("%s: tick failed", self.name)
+            self.ticks += 1
             await asyncio.sleep(max(0.0, self.tick - (time.monotonic() - started)))
 
     async def fire_schedules(self) -> int:
@@ -97,6 +113,7 @@ class Scheduler(BackgroundActor):
                     )
                 except cron.CronError as exc:
                     log.error("%s: schedule %s is invalid: %s", self.name, due.id, exc)
+                    self.counters["errors"]["bad_cron"] += 1
                     await schedules_store.mark_fired(conn, due.id, None, None)
                     continue
                 target = await triggers_store.target_by_id(conn, due.trigger_id)
@@ -105,7 +122,7 @@ class Scheduler(BackgroundActor):
                     recorded = await ingest(conn, self.registry, target, ctx, received_at=now)
                     count += recorded.run_id is not None
                 await schedules_store.mark_fired(conn, due.id, now, following)
-        await self._wake(count)
+        await self._wake(count, "schedule")
         return count
 
     async def fire_cron_triggers(self) -> list[DueTrigger]:
@@ -119,7 +136,10 @@ class Scheduler(BackgroundActor):
                     slot = cron.latest_slot(due.polling_cron, due.timezone, now)
                     following = cron.next_slot(due.polling_cron, due.timezone, now)
                 except cron.CronError as exc:
+                    # Off the schedule until edited, with the reason shown on the trigger.
                     log.error("%s: trigger %s has a bad cron: %s", self.name, due.id, exc)
+                    self.counters["errors"]["bad_cron"] += 1
+                    await triggers_store.stop_firing(conn, due.id, f"bad polling_cron: {exc}")
                     continue
                 if not await triggers_store.advance(conn, due.id, due.next_fire_at, following):
                     continue
@@ -131,20 +151,26 @@ class Scheduler(BackgroundActor):
                     ctx = firing(f"trigger:{due.id}", due.polling_cron, due.timezone, slot)
                     recorded = await ingest(conn, self.registry, target, ctx, received_at=now)
                     count += recorded.run_id is not None
-        await self._wake(count)
+        await self._wake(count, "cron_trigger")
         return to_poll
 
     async def _poll_guarded(self, due: DueTrigger) -> None:
         async with self._poll_slots:
             try:
                 await self.poll(due)
-            except Exception as exc:  # the next slot retries from the same cursor
-                self.last_error = f"poll {due.id}: {type(exc).__name__}: {exc}"
-                log.warning("%s: %s", self.name, self.last_error)
+            except Exception as exc:  # a later slot retries from the same cursor
+                error = f"{type(exc).__name__}: {exc}"
+                self.counters["poll_errors"][due.provider] += 1
+                log.warning("%s: poll of trigger %s failed: %s", self.name, due.id, error)
+                async with self.res.pool.acquire() as conn:
+                    await triggers_store.record_poll_error(
+                        conn, due.id, error, max_backoff_seconds=MAX_POLL_BACKOFF_SECONDS
+                    )
 
     def _base_url(self, provider: str) -> str | None:
-        urls = {"linear": self.settings.linear_api_url, "gmail": self.settings.gmail_api_url}
-        return urls.get(provider) or None
+        setting = self.registry.spec(provider).api_url_setting
+        url: str = getattr(self.settings, setting) if setting else ""
+        return url or None
 
     async def poll(self, due: DueTrigger) -> int:
         """Poll one trigger, record its events, then save the cursor; returns runs created."""
@@ -169,11 +195,17 @@ class Scheduler(BackgroundActor):
                 created += recorded.run_id is not None
             await triggers_store.save_cursor(conn, due.id, result.cursor)
         self.polls += 1
-        await self._wake(created)
+        await self._wake(created, "poll")
         return created
 
-    async def _wake(self, created: int) -> None:
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Counters since start: ``fires`` (runs created by kind), ``errors`` (by reason),
+        ``poll_errors`` (by provider); read by ``/metrics``."""
+        return {key: dict(counter) for key, counter in self.counters.items()}
+
+    async def _wake(self, created: int, kind: str) -> None:
         self.fired += created
+        self.counters["fires"][kind] += created
         if created:
             with contextlib.suppress(Exception):
                 await self.res.nats.publish(self.res.subjects.outbox_wake, b"")

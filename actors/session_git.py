@@ -1,7 +1,7 @@
 """Git operations of a live session, run in its sandbox through the provider's ``exec``.
 
 The session actor delegates ``get_git_status`` and the four mutations (create branch,
-commit, push, open a pull request) here; :mod:`sandboxes.git_ops` does the git work.
+commit, push, open a pull request) here; ``sandboxes.git_*`` does the git work.
 
 - Reads (status) are open to anyone who may see the session (the ingress checked the org).
 - Mutations need the caller to be the session's creator (or the session to have none);
@@ -28,18 +28,11 @@ from collections.abc import Sequence
 
 from actors.session_core import SessionCore, SessionGone, SessionStopped
 from integrations.github_client import GitHubClient
-from sandboxes.git_ops import (
-    Exec,
-    GitError,
-    RepoDir,
-    commit,
-    create_branch,
-    create_pr,
-    git_status,
-    provider_exec,
-    push,
-    resolve_repo_dir,
-)
+from integrations.github_pulls import GitHubPullRequests
+from sandboxes.git_ops import commit, create_branch, git_status
+from sandboxes.git_pr import create_pr
+from sandboxes.git_push import push
+from sandboxes.git_repo import Exec, GitError, RepoDir, provider_exec, resolve_repo_dir
 from schemas.git import GitAction, GitResult, GitState
 from schemas.sandbox import ExecResult
 from schemas.sessions import GitCommitRequest, GitCreateBranch, GitCreatePr, GitPush
@@ -194,7 +187,7 @@ class SessionGit:
             return await create_pr(
                 run,
                 repo,
-                gh,
+                GitHubPullRequests(gh),
                 title=request.title,
                 body=request.body,
                 base_branch=request.base_branch,

@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from actors.opencode_client import Backoff
+from core.backoff import Backoff
 from core.bus import Subjects, declare_streams
 from core.metrics import actor_metrics
 from schemas.sessions import (

@@ -31,6 +31,7 @@ from actors.base import BackgroundActor
 from actors.pool import ACK, ConsumerSpec, Outcome, PullLoop
 from core.bus import Subjects
 from core.settings import Settings
+from integrations.custom import CUSTOM_DEDUP_WINDOW_SECONDS
 from integrations.registry import ProviderRegistry, UnknownProviderError, default_registry
 from schemas.automations import (
     CustomTriggerMessage,
@@ -44,8 +45,6 @@ from store.triggers import EventTarget, Recorded
 
 log = logging.getLogger(__name__)
 
-CUSTOM_DEDUP_WINDOW_SECONDS = 300.0
-_CUSTOM_PROVIDERS = ("custom", "webhook")
 _envelope_decoder = msgspec.json.Decoder(TriggerEnvelope)
 _custom_decoder = msgspec.json.Decoder(CustomTriggerMessage)
 
@@ -135,7 +134,7 @@ def custom_context(
             content_type="application/json",
         ),
     )
-    return ctx, None if explicit else CUSTOM_DEDUP_WINDOW_SECONDS
+    return ctx, None if explicit else float(CUSTOM_DEDUP_WINDOW_SECONDS)
 
 
 class TriggerWorker(BackgroundActor):
@@ -201,9 +200,7 @@ class TriggerWorker(BackgroundActor):
                 raise DeadLetterError("malformed", "envelope names no trigger or connection")
             created = 0
             for target in targets:
-                window = (
-                    CUSTOM_DEDUP_WINDOW_SECONDS if target.provider in _CUSTOM_PROVIDERS else None
-                )
+                window = self.registry.spec(target.provider).dedup_window_seconds
                 for ctx in envelope.contexts:
                     recorded = await ingest(
                         conn,
@@ -222,7 +219,7 @@ class TriggerWorker(BackgroundActor):
             target = await store.target_by_id(conn, _uuid(raw_id))
             if target is None or target.hidden:
                 raise DeadLetterError("unknown_trigger", f"no trigger {raw_id}")
-            if target.provider not in _CUSTOM_PROVIDERS:
+            if not self.registry.spec(target.provider).published:
                 raise DeadLetterError(
                     "not_custom_trigger", f"trigger is a {target.provider} trigger", target
                 )

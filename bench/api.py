@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
+import functools
 
 import aiohttp
 
-from bench.harness import run_load, warren_stack
+from bench.harness import healthz, run_load, sign_up, warren_stack
 
 
 async def _api_key(http: aiohttp.ClientSession) -> str:
-    email = f"bench-{secrets.token_hex(4)}@example.com"
-    async with http.post(
-        "/api/auth/sign-up", json={"email": email, "password": "bench-password", "name": "Bench"}
-    ) as r:
-        assert r.status == 201, await r.text()
+    await sign_up(http)
     async with http.post("/api/api-keys", json={"name": "bench"}) as r:
         assert r.status == 201, await r.text()
         key: str = (await r.json())["key"]
@@ -38,11 +34,6 @@ async def main(seconds: float, concurrency: int) -> None:
             key = await _api_key(http)
             auth = {"Authorization": f"Bearer {key}"}
 
-            async def health() -> bool:
-                async with http.get("/healthz") as r:
-                    await r.read()
-                    return r.status == 200
-
             async def org_read() -> bool:
                 async with http.get("/api/orgs", headers=auth) as r:
                     await r.read()
@@ -50,7 +41,10 @@ async def main(seconds: float, concurrency: int) -> None:
 
             await run_load("warm-up", org_read, concurrency=concurrency, duration_s=1)
             base = await run_load(
-                "GET /healthz", health, concurrency=concurrency, duration_s=seconds
+                "GET /healthz",
+                functools.partial(healthz, http),
+                concurrency=concurrency,
+                duration_s=seconds,
             )
             scoped = await run_load(
                 "GET /api/orgs (API key)", org_read, concurrency=concurrency, duration_s=seconds

@@ -1,7 +1,7 @@
 """A real Warren for benchmarks: Postgres, NATS, Ray and the Serve app, plus a load loop.
 
-Uses the same service discovery as the tests (the machine's Postgres/NATS when
-reachable, else embedded ones), a fresh database and NATS prefix per run.
+Uses the same scratch services as the tests (:mod:`deploy.scratch`: the machine's
+Postgres/NATS when reachable, else embedded ones), a fresh database and NATS prefix per run.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
+from core.ray_env import start_local_ray
 from core.settings import Settings
-from tests.fixtures.net import free_port
-from tests.fixtures.ray import start_local_ray
-from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
+from core.stream_cleanup import delete_streams
+from deploy.net import free_port
+from deploy.scratch import create_database, drop_database, nats_server, postgres_server
 
 
 @asynccontextmanager
@@ -28,7 +31,7 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
     import ray
     from ray import serve
 
-    from serve_app import build_app
+    from deploy.serve import run_warren
 
     work = Path(tempfile.mkdtemp(prefix="warren-bench-"))
     with postgres_server(work) as admin_dsn, nats_server(work) as nats_url:
@@ -46,28 +49,28 @@ async def warren_stack(**overrides: object) -> AsyncIterator[tuple[str, Settings
         )
         start_local_ray()
         try:
-            serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
-            serve.run(build_app(settings), name="warren", route_prefix="/")
+            run_warren(settings)
             yield f"http://127.0.0.1:{settings.http_port}", settings
         finally:
             serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
             await drop_database(admin_dsn, dsn)
-            await delete_streams(settings)
+            await delete_streams(settings.nats_url, settings.nats_prefix)
 
 
-async def delete_streams(settings: Settings) -> None:
-    """Remove a run's JetStream streams, which reserve disk on a shared NATS."""
-    from core.bus import Subjects, connect, stream_configs
+async def sign_up(http: aiohttp.ClientSession) -> None:
+    """A new user and org, signed in on ``http`` (its cookie jar keeps the session)."""
+    email = f"bench-{secrets.token_hex(4)}@example.com"
+    account = {"email": email, "password": "bench-password", "name": "Bench"}
+    async with http.post("/api/auth/sign-up", json=account) as r:
+        assert r.status == 201, await r.text()
 
-    nc = await connect(settings.nats_url, name="warren-bench-cleanup")
-    js = nc.jetstream()
-    for config in stream_configs(Subjects(settings.nats_prefix)):
-        try:
-            await js.delete_stream(str(config.name))
-        except Exception:  # a stream this run never created
-            pass
-    await nc.close()
+
+async def healthz(http: aiohttp.ClientSession) -> bool:
+    """One ``GET /healthz`` (the no-op baseline of a load run); True when it answered 200."""
+    async with http.get("/healthz") as r:
+        await r.read()
+        return r.status == 200
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.outbox [--rows 20000] [--dispatchers 3] [--kill-at 0.3]
 
 Fills the outbox with ``enqueue_enrich`` rows (published to the RUNS stream) and, one in
-ten, ``notify_run_terminal`` rows (posted to a Slack fake), starts the dispatchers as
+ten, ``notify_run_terminal`` rows (posted to a Slack sink on loopback), starts the dispatchers as
 separate processes, SIGKILLs one when ``--kill-at`` of the rows are dispatched, and waits
 for every row to settle (the survivors recover the dead one's rows after ``--stuck-after``
 seconds). Prints rows/s and, for duplicates: publishes seen more than once on the wire,
@@ -25,20 +25,39 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
+from aiohttp import web
 
-from core.bus import Subjects, connect, declare_streams, stream_configs
+from core.bus import Subjects, connect, declare_streams
+from core.http_server import serving
 from core.migrate import apply_migrations
 from core.settings import Settings, load_settings
+from core.stream_cleanup import delete_streams
+from deploy.scratch import create_database, drop_database, nats_server, postgres_server
 from schemas.automations import RunWork
 from security.sealing import seal
 from serve_app import settings_env
-from tests.fakes.slack import FakeSlack
-from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
 
 TOKEN = "xoxb-bench"
+
+
+class SlackSink:
+    """A Slack Web API whose ``chat.postMessage`` accepts every post and keeps it (the bench
+    counts posts per run; Slack's own checks are the tests' fake's job)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.app = web.Application()
+        self.app.router.add_post("/api/chat.postMessage", self._post)
+
+    async def _post(self, request: web.Request) -> web.Response:
+        message = await request.json()
+        self.messages.append(message)
+        ts = f"1770000000.{len(self.messages):06d}"
+        return web.json_response({"ok": True, "channel": message.get("channel"), "ts": ts})
 
 
 async def _fill(conn: asyncpg.Connection, settings: Settings, rows: int) -> tuple[int, int]:
@@ -88,20 +107,6 @@ async def _fill(conn: asyncpg.Connection, settings: Settings, rows: int) -> tupl
         rows - notify,
     )
     return rows - notify, notify
-
-
-async def delete_streams(settings: Settings) -> None:
-    """Remove the run's streams: JetStream reserves their byte limits on the server's disk."""
-    nc = await connect(settings.nats_url, name="bench-cleanup")
-    try:
-        js = nc.jetstream()
-        for config in stream_configs(Subjects(settings.nats_prefix)):
-            try:
-                await js.delete_stream(str(config.name))
-            except Exception:  # a stream this run never created
-                pass
-    finally:
-        await nc.close()
 
 
 def _spawn(settings: Settings, name: str, stuck_after: float) -> subprocess.Popen[bytes]:
@@ -154,27 +159,28 @@ async def run_bench(rows: int, dispatchers: int, kill_at: float, stuck_after: fl
     with postgres_server(work) as admin_dsn, nats_server(work) as nats_url:
         dsn = await create_database(admin_dsn)
         try:
-            async with FakeSlack(tokens=(TOKEN,), channels=("C0RUNS",)) as slack:
+            slack = SlackSink()
+            async with serving(slack.app) as slack_url:
                 settings = Settings(
                     secret_key=secrets.token_hex(32),
                     database_url=dsn,
                     nats_url=nats_url,
                     nats_prefix=f"wb{secrets.token_hex(4)}",
                     data_dir=str(work / "data"),
-                    slack_api_url=f"{slack.url}/api",
+                    slack_api_url=f"{slack_url}/api",
                     log_level="WARNING",
                 )
                 try:
                     await _measure(settings, slack, rows, dispatchers, kill_at, stuck_after)
                 finally:
-                    await delete_streams(settings)
+                    await delete_streams(settings.nats_url, settings.nats_prefix)
         finally:
             await drop_database(admin_dsn, dsn)
 
 
 async def _measure(
     settings: Settings,
-    slack: FakeSlack,
+    slack: SlackSink,
     rows: int,
     dispatchers: int,
     kill_at: float,

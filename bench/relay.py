@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.relay [--seconds 4] [--sessions 1,10,50] [--rates 250,500,...]
 
-The agent is a synthetic OpenCode (tests/fakes/opencode.py), one server per session like
+The agent is a synthetic OpenCode (bench/synthetic_opencode.py), one server per session like
 one OpenCode per sandbox, streaming text deltas whose text starts with the send time
 (monotonic ns), so this measures Warren alone: SSE read in
 the session actor, event processing, JetStream publish/ack, the ordered consumer in the
@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import os
 import re
-import secrets
 import statistics
 import time
 from collections.abc import Sequence
@@ -35,9 +33,10 @@ import aiohttp
 import msgspec
 
 from actors import session_client
-from bench.harness import percentile, warren_stack
+from bench.harness import percentile, sign_up, warren_stack
+from bench.synthetic_opencode import SyntheticOpenCode, SyntheticSandboxes
+from core.http_server import serving
 from core.settings import Settings
-from tests.fakes.opencode import FakeOpenCode, Reply, fake_provider
 
 LATENCY_BUDGET_MS = 50.0
 _STAMP = re.compile(r"(\d+);x")
@@ -109,14 +108,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-async def _account(http: aiohttp.ClientSession) -> None:
-    email = f"relay-{secrets.token_hex(4)}@example.com"
-    async with http.post(
-        "/api/auth/sign-up", json={"email": email, "password": "bench-password", "name": "R"}
-    ) as r:
-        assert r.status == 201, await r.text()
-
-
 async def _ws_token(http: aiohttp.ClientSession) -> str:
     async with http.post("/api/auth/ws-token") as r:
         token: str = (await r.json())["token"]
@@ -126,17 +117,17 @@ async def _ws_token(http: aiohttp.ClientSession) -> str:
 async def start_sessions(
     http: aiohttp.ClientSession,
     settings: Settings,
-    fakes: Sequence[FakeOpenCode],
-    state: Path,
+    agent_urls: Sequence[str],
     creation_ms: list[float],
 ) -> list[tuple[str, int]]:
-    """A session per fake, with its actor (created one at a time, timed) and runtime.
+    """A session per synthetic OpenCode, with its actor (created one at a time, timed) and
+    runtime.
 
     Returns (session id, actor pid) pairs.
     """
     made: list[tuple[str, int]] = []
-    for fake in fakes:
-        factory = functools.partial(fake_provider, fake.url, str(state))
+    for agent_url in agent_urls:
+        factory = SyntheticSandboxes.factory(agent_url)
         async with http.post("/api/sessions", json={"title": "relay"}) as r:
             sid = (await r.json())["session_id"]
         started = time.perf_counter()
@@ -186,13 +177,13 @@ async def _collect(stream: Stream, latencies: list[float], tokens: int) -> tuple
 
 
 async def run_level(
-    streams: Sequence[Stream], fakes: Sequence[FakeOpenCode], rate: float, seconds: float
+    streams: Sequence[Stream], fakes: Sequence[SyntheticOpenCode], rate: float, seconds: float
 ) -> Level:
     """All ``streams`` answer one prompt at once, at ``rate`` events/s in total."""
     per_session = rate / len(streams)
     tokens = max(10, int(per_session * seconds))
     for fake in fakes:
-        fake.reply = Reply(tokens=["x"] * tokens, token_delay=1.0 / per_session, stamp=True)
+        fake.tokens, fake.interval = tokens, 1.0 / per_session
     latencies: list[float] = []
     collectors = [asyncio.create_task(_collect(s, latencies, tokens)) for s in streams]
     began = time.perf_counter()
@@ -222,14 +213,11 @@ async def main(seconds: float, session_counts: list[int], rates: list[float]) ->
         contextlib.AsyncExitStack() as stack,
         aiohttp.ClientSession(url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
     ):
-        fakes = [
-            await stack.enter_async_context(FakeOpenCode(record_requests=False))
-            for _ in range(max(session_counts))
-        ]
-        await _account(http)
-        state = Path(settings.data_dir) / "relay-sandbox"
+        fakes = [SyntheticOpenCode() for _ in range(max(session_counts))]
+        urls = [await stack.enter_async_context(serving(fake.app)) for fake in fakes]
+        await sign_up(http)
         creation_ms: list[float] = []
-        sessions = await start_sessions(http, settings, fakes, state, creation_ms)
+        sessions = await start_sessions(http, settings, urls, creation_ms)
         streams: list[Stream] = []
         print(f"relay bench: {os.cpu_count()} cores shared by source, clients and Warren")
         print("latency by concurrent sessions (20 events/s per session):")

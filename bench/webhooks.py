@@ -14,27 +14,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import time
 import uuid
+from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
+import msgspec
 
-from bench.harness import run_load, warren_stack
-from bench.outbox import delete_streams
+from bench.harness import healthz, run_load, sign_up, warren_stack
 from core.bus import Subjects, connect
 from core.settings import Settings
-from tests.fakes.signing import SignedDelivery, sign_github
+from core.stream_cleanup import delete_streams
+from integrations.signatures import hmac_sha256_hex
 
 
 async def _setup(http: aiohttp.ClientSession) -> tuple[str, str, str]:
     """Sign up; an automation (disabled) with a GitHub trigger: (trigger id, path, secret)."""
-    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    async with http.post(
-        "/api/auth/sign-up", json={"email": email, "password": "bench-password", "name": "B"}
-    ) as r:
-        assert r.status == 201, await r.text()
+    await sign_up(http)
     async with http.post("/api/automations", json={"name": "bench", "enabled": False}) as r:
         auto = await r.json()
     async with http.post(
@@ -44,7 +43,15 @@ async def _setup(http: aiohttp.ClientSession) -> tuple[str, str, str]:
     return made["trigger"]["id"], made["trigger"]["webhook_path"], made["webhook_secret"]
 
 
-def _delivery(secret: str, n: int) -> SignedDelivery:
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook request as GitHub sends it: JSON body and headers."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def _delivery(secret: str, n: int) -> Delivery:
     payload = {
         "action": "opened",
         "issue": {
@@ -58,7 +65,14 @@ def _delivery(secret: str, n: int) -> SignedDelivery:
         "repository": {"full_name": "acme/bench", "html_url": "https://github.com/acme/bench"},
         "sender": {"login": "bench"},
     }
-    return sign_github(payload, secret, event="issues", delivery=str(uuid.UUID(int=n)))
+    body = msgspec.json.encode(payload)
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": str(uuid.UUID(int=n)),
+        "X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(secret, body),
+    }
+    return Delivery(body, headers)
 
 
 async def _stored(settings: Settings) -> int:
@@ -111,11 +125,7 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
                         accepted.add(n % len(pool))
                     return r.status == 202
 
-            async def noop() -> bool:
-                async with http.get("/healthz") as r:
-                    await r.read()
-                    return r.status == 200
-
+            noop = functools.partial(healthz, http)
             sample = pool[0]
 
             async def unknown() -> bool:
@@ -144,7 +154,7 @@ async def main(seconds: float, concurrency: int, duplicates: float) -> None:
                 await asyncio.sleep(1)
                 recorded = await _recorded(settings, trigger_id)
         finally:
-            await delete_streams(settings)
+            await delete_streams(settings.nats_url, settings.nats_prefix)
     print(
         f"concurrency {concurrency}, {seconds:.0f} s each, one Serve replica, 2 cores shared, "
         f"{duplicates:.0%} re-sent deliveries"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -108,15 +110,10 @@ class ActorMetrics:
         )
 
 
-_actor_metrics: ActorMetrics | None = None
-
-
+@functools.cache
 def actor_metrics() -> ActorMetrics:
     """The session-actor counters of this process, created on first use."""
-    global _actor_metrics
-    if _actor_metrics is None:
-        _actor_metrics = ActorMetrics()
-    return _actor_metrics
+    return ActorMetrics()
 
 
 # --- port-forwarding proxy (ingress side) -------------------------------------------------------
@@ -162,12 +159,69 @@ class LifecycleMetrics:
         )
 
 
-_lifecycle_metrics: LifecycleMetrics | None = None
-
-
+@functools.cache
 def lifecycle_metrics() -> LifecycleMetrics:
     """The pause/resume counters of this process, created on first use."""
-    global _lifecycle_metrics
-    if _lifecycle_metrics is None:
-        _lifecycle_metrics = LifecycleMetrics()
-    return _lifecycle_metrics
+    return LifecycleMetrics()
+
+
+# --- triggers: webhooks (ingress side) and the scheduler (asked at scrape) ----------------------
+
+from prometheus_client.core import CounterMetricFamily  # noqa: E402
+
+WEBHOOKS = Counter(
+    "warren_webhooks_total",
+    "Webhook deliveries answered, by provider, outcome (accepted, ignored, rejected) and "
+    "reason (the error code of a rejection, why a delivery was ignored, or 'event').",
+    ["provider", "outcome", "reason"],
+    registry=REGISTRY,
+)
+
+SCHEDULER_ROLE = "scheduler"
+"""The role token in a scheduler actor's name (``<prefix>:scheduler:<n>``)."""
+SCHEDULER_STATS_TIMEOUT_SECONDS = 2.0
+
+
+class _SchedulerCounters(Collector):
+    """``warren_scheduler_*_total``: each scheduler actor's counters, asked at scrape.
+
+    A scheduler answers ``stats()`` with ``{"fires": {kind: n}, "errors": {reason: n},
+    "poll_errors": {provider: n}}``; counters restart with the actor, as Prometheus expects.
+    """
+
+    _FAMILIES = (
+        ("fires", "warren_scheduler_fires", "Runs the scheduler created, by kind.", "kind"),
+        ("errors", "warren_scheduler_errors", "Scheduler errors (e.g. bad_cron).", "reason"),
+        ("poll_errors", "warren_scheduler_poll_errors", "Failed polls, by provider.", "provider"),
+    )
+
+    def collect(self) -> list[CounterMetricFamily]:
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return []
+            names = [
+                str(entry["name"])
+                for entry in ray.util.list_named_actors(all_namespaces=True)
+                if isinstance(entry, dict)
+                and entry.get("namespace") == "warren"
+                and str(entry.get("name", "")).split(":")[1:2] == [SCHEDULER_ROLE]
+            ]
+            refs = [ray.get_actor(n, namespace="warren").stats.remote() for n in names]
+            answers: list[dict[str, dict[str, int]]] = ray.get(
+                refs, timeout=SCHEDULER_STATS_TIMEOUT_SECONDS
+            )
+        except Exception:  # Ray or the scheduler unreachable at scrape: report nothing
+            return []
+        families = []
+        for key, name, doc, label in self._FAMILIES:
+            family = CounterMetricFamily(name, doc, labels=["scheduler", label])
+            for actor, stats in zip(names, answers, strict=True):
+                for value, count in stats.get(key, {}).items():
+                    family.add_metric([actor, value], count)
+            families.append(family)
+        return families
+
+
+REGISTRY.register(_SchedulerCounters())

@@ -5,10 +5,8 @@ starts (GCS, raylet, dashboard, workers) stays in that session. SIGTERM makes it
 processes; whatever is left in the session is then killed. ``ray stop`` is never used: it
 stops every Ray cluster on the machine.
 
-Facts this relies on (Ray 2.60): ``--node-ip-address=127.0.0.1`` alone is rewritten to the
-machine's external address; with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (a single-node
-cluster, which this is) Ray keeps 127.0.0.1 and binds loopback only. On SIGTERM Ray drains
-the node for 30 s first; a single node has nowhere to drain to, so that is turned off.
+Its environment is :data:`core.ray_env.RAY_ENV` (``--node-ip-address=127.0.0.1`` alone is
+rewritten to the machine's external address; that environment keeps Ray on loopback).
 """
 
 from __future__ import annotations
@@ -23,26 +21,10 @@ from pathlib import Path
 
 import msgspec
 
+from core.ray_env import RAY_ENV
 from deploy.net import LOOPBACK, wait_until
 from deploy.proc import kill_session, running, tail, wait_gone
 
-# PLATFORM-NOTES: these cut Ray's own CPU use; set for `ray start` and for drivers.
-QUIET_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_task_events_report_interval_ms": "0",
-    "RAY_enable_timeline": "0",
-    "RAY_event_stats": "0",
-    "RAY_metrics_report_interval_ms": "60000",
-    "RAY_LOG_MONITOR_MANY_FILES_THRESHOLD": "0",
-    "LOG_NAME_UPDATE_INTERVAL_S": "5",
-    "REPORTER_UPDATE_INTERVAL_MS": "60000",
-}
-LOOPBACK_ENV = {
-    "RAY_NODE_IP_ADDRESS": LOOPBACK,
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
-    "RAY_AUTH_MODE": "token",
-}
 AUTH_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
 # Unix socket paths hold at most 107 bytes; Ray puts
 # "<temp>/session_YYYY-MM-DD_HH-MM-SS_ffffff_<pid>/sockets/plasma_store" there.
@@ -69,8 +51,10 @@ class RayPorts(msgspec.Struct, frozen=True, kw_only=True):
 def ray_env(ports: RayPorts) -> dict[str, str]:
     """Environment for ``ray start`` and for drivers of this head."""
     return {
-        **QUIET_ENV,
-        **LOOPBACK_ENV,
+        **RAY_ENV,
+        # Explicit for the head's dashboard. Not in RAY_ENV: set after ``import ray`` (as an
+        # in-process Ray must), the driver and its GCS would disagree on it.
+        "RAY_AUTH_MODE": "token",
         "AUTOSCALER_METRIC_PORT": str(ports.autoscaler_metrics),
         "DASHBOARD_METRIC_PORT": str(ports.dashboard_metrics),
     }

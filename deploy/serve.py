@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+from core.ray_env import NAMESPACE
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 APP_NAME = "warren"
-NAMESPACE = "warren"
 
 
 def _connect(address: str) -> None:
@@ -25,17 +30,24 @@ def _connect(address: str) -> None:
     )
 
 
-def deploy(address: str) -> None:
-    """Deploy the Serve application for the ``WARREN_*`` settings (returns once it is running)."""
+def run_warren(settings: Settings) -> None:
+    """On the connected Ray: start Serve's HTTP proxy on ``http_host:http_port`` and run
+    Warren as the application ``warren`` at ``/`` (returns once it is running)."""
     from ray import serve
 
-    from core.settings import load_settings
     from serve_app import build_app
+
+    serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def deploy(address: str) -> None:
+    """Deploy the Serve application for the ``WARREN_*`` settings (returns once it is running)."""
+    from core.settings import load_settings
 
     settings = load_settings()
     _connect(address)
-    serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
-    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    run_warren(settings)
 
 
 def shutdown(address: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, TypeVar
 
@@ -46,3 +47,12 @@ def js_string(value: Any) -> str:
 def unique(items: list[str]) -> tuple[str, ...]:
     """``items`` without duplicates, first occurrence order kept."""
     return tuple(dict.fromkeys(items))
+
+
+def body_key(provider: str, body: bytes, *parts: str) -> str:
+    """A dedup key for one delivery known only by its body: ``provider:[parts:]sha256``.
+
+    A provider's retry resends the same body; a new delivery (a new head sha, a new
+    ``updated_at``) differs, so it gets a new key.
+    """
+    return ":".join((provider, *parts, hashlib.sha256(body).hexdigest()))

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from integrations._payload import body_key
 from integrations.provider import WebhookOnly
 from integrations.signatures import header_value
 from schemas.triggers import ProviderType, TriggerContext, WebhookContext, WebhookFilters
@@ -46,7 +47,7 @@ def parse_custom(
         event_type="webhook:received",
         title="Webhook Received",
         external_id=f"webhook:{received_at}",
-        dedup_key=f"webhook:{digest}",
+        dedup_key=body_key("webhook", body),
         description=f"Custom webhook received at {received_at}",
         raw={"bodySha256": digest},
         webhook=WebhookContext(

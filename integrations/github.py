@@ -3,6 +3,10 @@
 The event kind comes from ``X-GitHub-Event``; without it (deliveries forwarded by Nango
 carry no headers) it is inferred from the payload's keys as the reference does. Other
 events (``ping``, ``issue_comment``...) yield nothing. GitHub is webhook only.
+
+Dedup key: ``github:<kind>:<sha256 of the body>``; the registry replaces it with
+``github:<X-GitHub-Delivery>`` when GitHub sends that header, so each delivery (a second
+``synchronize``, a re-run) is its own event and only GitHub's retries are duplicates.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from integrations._payload import decode_payload, unique
+from integrations._payload import body_key, decode_payload, unique
 from integrations.provider import WebhookOnly
 from integrations.signatures import header_value
 from schemas.triggers import (
@@ -192,6 +196,7 @@ def _context(
     common: _Common,
     item_id: str,
     *,
+    dedup_key: str,
     title: str,
     raw_id: int | str,
     description: str | None = None,
@@ -215,7 +220,7 @@ def _context(
         event_type=f"{kind}:{common.action}",
         title=title,
         external_id=item_id,
-        dedup_key=f"github:{item_id}:{common.action}",
+        dedup_key=dedup_key,
         description=description,
         url=url,
         repo_full_name=common.repo,
@@ -232,6 +237,7 @@ def _parse_kind(
     kind: GitHubEventKind, p: _Payload, body: bytes, delivery: str | None
 ) -> TriggerContext | None:
     repo = p.repository
+    key = body_key("github", body, kind)
     common = _Common(
         repo=repo.full_name if repo else None,
         repo_url=repo.html_url if repo else None,
@@ -244,6 +250,7 @@ def _parse_kind(
             kind,
             common,
             f"issue-{issue.id}",
+            dedup_key=key,
             raw_id=issue.id,
             title=f"Issue #{issue.number}: {issue.title}",
             description=issue.body or None,
@@ -259,6 +266,7 @@ def _parse_kind(
             kind,
             common,
             f"pr-{pr.id}",
+            dedup_key=key,
             raw_id=pr.id,
             title=f"PR #{pr.number}: {pr.title}",
             description=pr.body or None,
@@ -282,6 +290,7 @@ def _parse_kind(
             kind,
             common,
             f"push-{marker}",
+            dedup_key=key,
             raw_id=marker,
             title=f"Push to {branch}: {len(commits)} commit(s)",
             description="\n".join(c.message for c in commits) or None,
@@ -304,6 +313,7 @@ def _parse_kind(
             kind,
             common,
             f"check-suite-{suite.id}",
+            dedup_key=key,
             raw_id=suite.id,
             title=f"Check Suite {suite.conclusion or suite.status}",
             branch=suite.head_branch,
@@ -318,6 +328,7 @@ def _parse_kind(
             kind,
             common,
             f"check-run-{run.id}",
+            dedup_key=key,
             raw_id=run.id,
             title=f"Check Run: {run.name} - {run.conclusion or run.status}",
             description=output.summary,
@@ -335,6 +346,7 @@ def _parse_kind(
             kind,
             common,
             f"workflow-run-{wf.id}",
+            dedup_key=key,
             raw_id=wf.id,
             title=f"Workflow: {wf.name} - {wf.conclusion or wf.status}",
             url=wf.html_url,

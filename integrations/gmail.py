@@ -104,8 +104,6 @@ class GmailProvider:
     """Gmail polling via the Gmail API."""
 
     name: ClassVar[ProviderType] = "gmail"
-    supports_webhook: ClassVar[bool] = False
-    supports_polling: ClassVar[bool] = True
     filters_type: ClassVar[type[msgspec.Struct]] = GmailFilters
 
     def __init__(self, *, page_size: int = 100, max_pages: int = 20) -> None:

@@ -1,8 +1,10 @@
 """Linear trigger provider: Issue webhooks and polling of the GraphQL issues query.
 
 Webhooks: only ``type: Issue`` with action ``create`` or ``update`` yield a context
-(``remove`` and other models are ignored). Dedup key ``linear:{issueId}:{action}``: like
-the reference, a second update of the same issue is a duplicate.
+(``remove`` and other models are ignored). Dedup key: one per delivery, never per issue
+(the reference dropped every update after the first): ``linear:<webhookId>:<webhookTimestamp>``
+from the body (the registry prefers the ``Linear-Delivery`` header), else a body hash.
+A polled issue is keyed by its ``updatedAt``, so each change polled is one event.
 
 Polling: the cursor is an opaque string (JSON inside) holding the ``updatedAt`` watermark
 and, when a poll stopped at its page limit, Linear's page cursor to resume from. The first
@@ -20,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from integrations._payload import decode_payload
+from integrations._payload import body_key, decode_payload
 from integrations.linear_client import LINEAR_API_URL, LinearClient, LinearIssue
 from schemas.triggers import (
     LinearAction,
@@ -48,6 +50,7 @@ class _Webhook(msgspec.Struct):
     actor: _Actor | None = None
     url: str | None = None
     webhookTimestamp: float | None = None
+    webhookId: str | None = None
     organizationId: str | None = None
 
 
@@ -75,6 +78,7 @@ def issue_context(
     issue: LinearIssue,
     action: LinearAction,
     *,
+    dedup_key: str,
     actor: str | None = None,
     fallback_url: str | None = None,
 ) -> TriggerContext:
@@ -111,7 +115,7 @@ def issue_context(
         event_type=f"Issue:{action}",
         title=f"{issue.identifier}: {title}" if issue.identifier else title,
         external_id=issue.id,
-        dedup_key=f"linear:{issue.id}:{action}",
+        dedup_key=dedup_key,
         description=issue.description or None,
         url=issue.url or fallback_url or f"https://linear.app/issue/{issue.id}",
         labels=tuple(label.name for label in labels if label.name),
@@ -133,10 +137,15 @@ def parse_linear(body: bytes) -> list[TriggerContext]:
         action = "update"
     else:
         return []
+    if hook.webhookId and hook.webhookTimestamp is not None:
+        key = f"linear:{hook.webhookId}:{int(hook.webhookTimestamp)}"
+    else:
+        key = body_key("linear", body)
     return [
         issue_context(
             hook.data,
             action,
+            dedup_key=key,
             actor=hook.actor.name if hook.actor else None,
             fallback_url=hook.url,
         )
@@ -182,8 +191,6 @@ class LinearProvider:
     """Linear webhooks and GraphQL polling."""
 
     name: ClassVar[ProviderType] = "linear"
-    supports_webhook: ClassVar[bool] = True
-    supports_polling: ClassVar[bool] = True
     filters_type: ClassVar[type[msgspec.Struct]] = LinearFilters
 
     def __init__(
@@ -234,7 +241,9 @@ class LinearProvider:
                 for issue in page.nodes:
                     created = _parse_time(issue.createdAt)
                     action: LinearAction = "create" if created and created > since else "update"
-                    events.append(issue_context(issue, action))
+                    changed = issue.updatedAt or issue.createdAt or action
+                    key = f"linear:{issue.id}:{changed}"
+                    events.append(issue_context(issue, action, dedup_key=key))
                     updated = _parse_time(issue.updatedAt)
                     if updated and updated > newest:
                         newest = updated

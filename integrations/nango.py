@@ -1,47 +1,27 @@
-"""Nango webhooks: the envelope Nango POSTs, and the provider payload it forwards.
+"""Nango webhooks: the envelope Nango POSTs (:class:`schemas.automations.NangoForward`).
 
 Verify the envelope first with :func:`integrations.signatures.verify_nango` (the HMAC
 covers the envelope's raw body). A ``forward`` envelope carries an external provider's
-webhook in ``payload``; :func:`forwarded` re-encodes it so the provider's
-``parse_webhook`` can read it (forwarded deliveries carry no provider headers, so GitHub
-infers the event from the payload). ``auth`` and ``sync`` envelopes are not triggers.
+webhook in ``payload``; forwarded deliveries carry no provider headers, so GitHub infers
+the event from the payload unless Nango forwarded ``X-GitHub-Event``. ``auth`` and
+``sync`` envelopes, and unattributed webhooks (the raw provider body, no wrapper), are
+not triggers.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
 from integrations._payload import decode_payload
+from schemas.automations import NangoForward
 
 
-class NangoWebhook(msgspec.Struct, frozen=True, kw_only=True):
-    """Any Nango webhook envelope (``type``: ``forward``, ``auth``, ``sync``...)."""
-
-    type: str
-    connectionId: str | None = None
-    providerConfigKey: str | None = None
-    source: str | None = msgspec.field(default=None, name="from")
-    payload: Any = None
+def envelope(body: bytes) -> NangoForward:
+    """Decode any JSON object Nango sends, or raise :class:`integrations.errors.PayloadError`."""
+    return decode_payload("nango", body, NangoForward)
 
 
-class NangoForward(msgspec.Struct, frozen=True, kw_only=True):
-    """A forwarded provider webhook: which connection it belongs to, and its body."""
-
-    connection_id: str
-    provider_config_key: str
-    body: bytes
-    """The provider's payload as JSON bytes, ready for ``parse_webhook``."""
-
-
-def forwarded(body: bytes) -> NangoForward | None:
-    """The forwarded webhook in a Nango envelope, or None for other envelope types."""
-    hook = decode_payload("nango", body, NangoWebhook)
-    if hook.type != "forward" or not hook.connectionId or not hook.providerConfigKey:
+def forwarded(hook: NangoForward) -> bytes | None:
+    """The forwarded provider body of a ``forward`` envelope with a connection, else None."""
+    body = bytes(hook.payload)
+    if hook.type != "forward" or not hook.connectionId or body == b"null":
         return None
-    return NangoForward(
-        connection_id=hook.connectionId,
-        provider_config_key=hook.providerConfigKey,
-        body=msgspec.json.encode(hook.payload),
-    )
+    return body

@@ -24,8 +24,6 @@ class TriggerProvider(Protocol[F_contra]):
     """A source of trigger events: parses deliveries, filters them, optionally polls."""
 
     name: ClassVar[ProviderType]
-    supports_webhook: ClassVar[bool]
-    supports_polling: ClassVar[bool]
     filters_type: ClassVar[type[msgspec.Struct]]
     """The msgspec struct a trigger's ``config`` decodes into."""
 
@@ -53,8 +51,6 @@ class WebhookOnly:
     """Mixin for providers that cannot be polled: ``poll`` raises a clear error."""
 
     name: ClassVar[ProviderType]
-    supports_webhook: ClassVar[bool] = True
-    supports_polling: ClassVar[bool] = False
     poll_error: ClassVar[str] = "only supports webhooks, not polling"
 
     async def poll(

@@ -43,7 +43,6 @@ class ScheduledProvider(WebhookOnly):
     """Cron firings; neither webhooks nor polling."""
 
     name: ClassVar[ProviderType] = "scheduled"
-    supports_webhook: ClassVar[bool] = False
     filters_type: ClassVar[type[msgspec.Struct]] = ScheduledFilters
     poll_error: ClassVar[str] = "triggers fire from their cron expression, not by polling"
 

@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from core.http_server import serving
 from schemas.errors import ErrorBody, ErrorResponse
 from schemas.llm import (
     AssistantMessage,
@@ -430,15 +431,8 @@ async def run_scripted_model(
 ) -> AsyncIterator[ScriptedModelServer]:
     """Serve the scripted model on ``host`` (a free port unless ``port`` is given)."""
     app = build_app(script, model_id=model_id, max_log=max_log)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0]
-        yield ScriptedModelServer(url=f"http://{host}:{bound[1]}", model=app[STATE_KEY])
-    finally:
-        await runner.cleanup()
+    async with serving(app, host=host, port=port) as url:
+        yield ScriptedModelServer(url=url, model=app[STATE_KEY])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,6 +46,7 @@ LongText = Annotated[str, msgspec.Meta(max_length=100_000)]
 CronExpression = Annotated[str, msgspec.Meta(min_length=9, max_length=200)]
 TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Secret = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+ConnectionId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 # --- automations ----------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class CreateTrigger(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     polling_cron: CronExpression | None = None
     timezone: TimeZone = "UTC"
     poll_access_token: Secret | None = None
-    connection_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    connection_id: ConnectionId | None = None
+    """Nango connection id; it belongs to one org (another org's binding answers 409)."""
     integration_id: uuid.UUID | None = None
 
 
@@ -170,7 +172,7 @@ class UpdateTrigger(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     polling_cron: CronExpression | msgspec.UnsetType = msgspec.UNSET
     timezone: TimeZone | msgspec.UnsetType = msgspec.UNSET
     poll_access_token: Secret | msgspec.UnsetType | None = msgspec.UNSET
-    connection_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    connection_id: ConnectionId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Trigger(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,6 +195,10 @@ class Trigger(msgspec.Struct, frozen=True, kw_only=True):
     connection_id: str | None
     integration_id: uuid.UUID | None
     poll_token_configured: bool
+    last_error: str | None = None
+    """Why the scheduler last failed to fire or poll it (bad cron, poll error); cleared by
+    the next successful poll. A bad cron also clears ``next_fire_at``."""
+    last_error_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -378,11 +384,16 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NangoForward(msgspec.Struct, frozen=True, kw_only=True):
-    """``POST /webhooks/nango``: Nango's envelope; only ``type: forward`` carries an event."""
+    """``POST /webhooks/nango``: any Nango webhook envelope (``type`` ``forward``, ``auth``,
+    ``sync``...); only a ``forward`` with a ``connectionId`` and a ``payload`` carries an
+    event (the provider's webhook body). A webhook Nango cannot attribute to a connection
+    arrives as the raw provider body, without the wrapper: no ``type``."""
 
-    type: str
+    type: str | None = None
     connectionId: str | None = None
     providerConfigKey: str | None = None
+    source: str | None = msgspec.field(default=None, name="from")
+    """The provider Nango forwards for (``github``...), when Nango says."""
     payload: msgspec.Raw = msgspec.Raw(b"null")
     """The provider's webhook body (JSON ``null`` when absent)."""
 

@@ -80,3 +80,17 @@ class GitResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     code: GitCode
     message: str = ""
     pr_url: str | None = None
+
+
+class PullRequestSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A pull request to open for a pushed branch: what ``create_pr`` asks its host for."""
+
+    owner: str
+    repo: str
+    head: str
+    """``owner:branch`` as pushed (the fork's owner when the branch went to a fork)."""
+    branch: str
+    title: str
+    body: str | None = None
+    base_branch: str | None = None
+    """``None``: the repository's default branch."""

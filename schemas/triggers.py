@@ -28,6 +28,9 @@ GitHubConclusion = Literal[
     "success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required", "stale"
 ]
 SentryLevel = Literal["debug", "info", "warning", "error", "fatal"]
+SentryResource = Literal["issue", "event_alert", "error"]
+"""Sentry webhook resources that become events: issues, issue alerts, errors."""
+SENTRY_RESOURCES: tuple[SentryResource, ...] = ("issue", "event_alert", "error")
 LinearAction = Literal["create", "update"]
 
 
@@ -103,8 +106,8 @@ class SentryContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
     issue_id: str
     action: str
-    resource: str = "issue"
-    """The ``Sentry-Hook-Resource`` header: ``issue``, ``event_alert``, ..."""
+    resource: SentryResource = "issue"
+    """The ``Sentry-Hook-Resource``: ``issue``, ``event_alert`` or ``error``."""
     short_id: str | None = None
     event_id: str | None = None
     level: str = "error"
@@ -117,6 +120,8 @@ class SentryContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     frames: tuple[SentryFrame, ...] = ()
     stack_trace: str | None = None
     """``frames`` rendered newest first, one ``at fn (file:line:col)`` per line."""
+    triggered_rule: str | None = None
+    """The alert rule that fired (``event_alert`` only)."""
 
 
 class PostHogContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -223,8 +228,10 @@ class LinearFilters(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 
 class SentryFilters(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Sentry filters: project slug, environments, minimum level."""
+    """Sentry filters: resources (issue, event_alert, error; empty = all), project slug,
+    environments, minimum level."""
 
+    resources: tuple[SentryResource, ...] = ()
     project_slug: str | None = None
     environments: tuple[str, ...] = ()
     min_level: SentryLevel | None = None

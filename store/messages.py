@@ -70,6 +70,20 @@ async def _write_parts(conn: asyncpg.Connection, session_id: uuid.UUID, message:
         )
 
 
+def _message_values(session_id: uuid.UUID, message: Message) -> tuple[object, ...]:
+    """The first eight ``session_messages`` columns of both inserts, in their order."""
+    return (
+        session_id,
+        message.id,
+        message.role,
+        message.content,
+        message.sender_id,
+        message.source,
+        message.is_complete,
+        message.cancelled,
+    )
+
+
 async def begin_message(
     pool: asyncpg.Pool, session_id: uuid.UUID, message: Message, after_seq: int
 ) -> bool:
@@ -81,14 +95,7 @@ async def begin_message(
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (session_id, id) DO NOTHING
                RETURNING true""",
-            session_id,
-            message.id,
-            message.role,
-            message.content,
-            message.sender_id,
-            message.source,
-            message.is_complete,
-            message.cancelled,
+            *_message_values(session_id, message),
             after_seq,
             message.created_at,
         )
@@ -116,14 +123,7 @@ async def complete_message(
                    SET content = EXCLUDED.content, is_complete = EXCLUDED.is_complete,
                        cancelled = EXCLUDED.cancelled, completed_seq = EXCLUDED.completed_seq,
                        completed_at = now()""",
-            session_id,
-            message.id,
-            message.role,
-            message.content,
-            message.sender_id,
-            message.source,
-            message.is_complete,
-            message.cancelled,
+            *_message_values(session_id, message),
             after_seq,
             completed_seq,
             message.created_at,

@@ -33,13 +33,6 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str | None
 
 
-def backoff_seconds(
-    attempts: int, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS
-) -> float:
-    """Delay before retry number ``attempts + 1``: min(base·2ⁿ, cap) with n failures so far."""
-    return float(min(base * (2**attempts), cap))
-
-
 async def enqueue(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
@@ -127,7 +120,8 @@ async def mark_failed_attempt(
     cap: float = BACKOFF_CAP_SECONDS,
     permanent: bool = False,
 ) -> OutboxStatus | None:
-    """Count a failed attempt: back to ``pending`` after the backoff, or ``failed`` at the
+    """Count a failed attempt: back to ``pending`` after the backoff (computed in SQL as
+    :func:`core.backoff.exponential_delay` of the failures so far), or ``failed`` at the
     max (or at once when ``permanent``: retrying cannot help).
 
     Returns the new status, or None when the row is no longer this worker's.

@@ -17,20 +17,12 @@ from schemas.automations import SkipReason, Trigger, TriggerEvent
 from schemas.triggers import TriggerContext
 from store import runs
 
-# Webhook routes per provider (custom and webhook share the generic route).
-_ROUTE = {
-    "github": "github",
-    "linear": "linear",
-    "sentry": "sentry",
-    "posthog": "posthog",
-    "custom": "custom",
-    "webhook": "custom",
-}
-
 _COLUMNS = """t.id, t.org_id, t.automation_id, t.name, t.trigger_type, t.provider, t.enabled,
-    t.webhook_url_path, t.polling_cron, t.timezone, t.next_fire_at, t.last_polled_at, t.config,
+    CASE WHEN t.webhook_url_path IS NOT NULL AND t.webhook_route IS NOT NULL
+         THEN '/webhooks/' || t.webhook_route || '/' || t.webhook_url_path END AS webhook_path,
+    t.polling_cron, t.timezone, t.next_fire_at, t.last_polled_at, t.config,
     t.connection_id, t.integration_id, (t.poll_token_sealed IS NOT NULL) AS poll_token_configured,
-    t.created_at, t.updated_at"""
+    t.last_error, t.last_error_at, t.created_at, t.updated_at"""
 
 _UPDATABLE = (
     "automation_id",
@@ -40,6 +32,7 @@ _UPDATABLE = (
     "enabled",
     "hidden",
     "webhook_url_path",
+    "webhook_route",
     "webhook_secret_sealed",
     "polling_cron",
     "timezone",
@@ -48,21 +41,17 @@ _UPDATABLE = (
     "config",
     "connection_id",
     "integration_id",
+    "last_error",
+    "consecutive_errors",
 )
 
 
-def webhook_route(provider: str, url_path: str | None) -> str | None:
-    """The path a trigger receives deliveries on, e.g. ``/webhooks/github/t_0123456789ab``."""
-    route = _ROUTE.get(provider)
-    if url_path is None or route is None:
-        return None
-    return f"/webhooks/{route}/{url_path}"
-
-
 def _trigger(row: asyncpg.Record) -> Trigger:
-    data = dict(row)
-    data["webhook_path"] = webhook_route(data["provider"], data.pop("webhook_url_path"))
-    return msgspec.convert(data, Trigger)
+    return msgspec.convert(dict(row), Trigger)
+
+
+class ConnectionTakenError(Exception):
+    """The Nango connection id is already bound to another org's triggers."""
 
 
 class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +162,27 @@ async def delete_trigger(
     return status.endswith(" 1")
 
 
+async def bind_connection(
+    conn: asyncpg.Connection, org_id: uuid.UUID, connection_id: str | None
+) -> None:
+    """Check, inside the caller's transaction, that no other org's trigger uses the
+    connection id; raises :class:`ConnectionTakenError`. Holds a transaction lock on the
+    id so two orgs cannot bind it at once."""
+    if connection_id is None:
+        return
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('trigger-connection:' || $1, 0))",
+        connection_id,
+    )
+    taken = await conn.fetchval(
+        "SELECT 1 FROM triggers WHERE connection_id = $1 AND org_id <> $2 LIMIT 1",
+        connection_id,
+        org_id,
+    )
+    if taken:
+        raise ConnectionTakenError(connection_id)
+
+
 async def manual_trigger(
     conn: asyncpg.Connection, org_id: uuid.UUID, automation_id: uuid.UUID
 ) -> uuid.UUID:
@@ -200,11 +210,14 @@ async def manual_trigger(
 # --- ingestion --------------------------------------------------------------------------------
 
 
-async def webhook_target(conn: asyncpg.Connection, url_path: str) -> WebhookTarget | None:
-    """The trigger addressed by a webhook URL path."""
+async def webhook_target(
+    conn: asyncpg.Connection, route: str, url_path: str
+) -> WebhookTarget | None:
+    """The trigger addressed by a webhook URL (route segment and path)."""
     row = await conn.fetchrow(
         """SELECT id, provider, webhook_secret_sealed AS secret_sealed, config FROM triggers
-           WHERE webhook_url_path = $1 AND NOT hidden""",
+           WHERE webhook_url_path = $2 AND webhook_route = $1 AND NOT hidden""",
+        route,
         url_path,
     )
     return None if row is None else msgspec.convert(dict(row), WebhookTarget)
@@ -224,11 +237,14 @@ async def target_by_id(conn: asyncpg.Connection, trigger_id: uuid.UUID) -> Event
 async def targets_by_connection(
     conn: asyncpg.Connection, connection_id: str, providers: tuple[str, ...]
 ) -> list[EventTarget]:
-    """Enabled, visible triggers of a Nango connection for these providers."""
+    """Enabled, visible triggers of a Nango connection for these providers, in the org
+    that owns the connection (the org of its first trigger: see :func:`bind_connection`)."""
     rows = await conn.fetch(
         f"""{_TARGET_SELECT}
             WHERE t.connection_id = $1 AND t.provider = ANY($2::text[])
-              AND t.enabled AND NOT t.hidden""",
+              AND t.enabled AND NOT t.hidden
+              AND t.org_id = (SELECT o.org_id FROM triggers o WHERE o.connection_id = $1
+                              ORDER BY o.created_at, o.id LIMIT 1)""",
         connection_id,
         list(providers),
     )
@@ -436,5 +452,39 @@ async def advance(
 
 
 async def save_cursor(conn: asyncpg.Connection, trigger_id: uuid.UUID, cursor: str | None) -> None:
-    """Persist a poll's cursor once its events are durably enqueued."""
-    await conn.execute("UPDATE triggers SET polling_cursor = $2 WHERE id = $1", trigger_id, cursor)
+    """Persist a poll's cursor once its events are durably enqueued; clears the last error."""
+    await conn.execute(
+        """UPDATE triggers SET polling_cursor = $2, last_error = NULL, consecutive_errors = 0
+           WHERE id = $1""",
+        trigger_id,
+        cursor,
+    )
+
+
+async def stop_firing(conn: asyncpg.Connection, trigger_id: uuid.UUID, error: str) -> None:
+    """Take a polling trigger off the schedule (no next slot) with the reason shown."""
+    await conn.execute(
+        """UPDATE triggers SET next_fire_at = NULL, last_error = left($2, 2000),
+               last_error_at = now(), consecutive_errors = consecutive_errors + 1
+           WHERE id = $1""",
+        trigger_id,
+        error,
+    )
+
+
+async def record_poll_error(
+    conn: asyncpg.Connection, trigger_id: uuid.UUID, error: str, *, max_backoff_seconds: float
+) -> int:
+    """Record a failed poll and back the next slot off: not before ``2^n`` s (n = failures
+    in a row, capped at ``max_backoff_seconds``). Returns n."""
+    failures: int | None = await conn.fetchval(
+        """UPDATE triggers SET last_error = left($2, 2000), last_error_at = now(),
+               consecutive_errors = consecutive_errors + 1,
+               next_fire_at = GREATEST(next_fire_at, now() + make_interval(
+                   secs => least(power(2, consecutive_errors + 1), $3)))
+           WHERE id = $1 RETURNING consecutive_errors""",
+        trigger_id,
+        error,
+        max_backoff_seconds,
+    )
+    return failures or 0

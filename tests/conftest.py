@@ -10,12 +10,12 @@ import aiohttp
 import asyncpg
 import pytest
 
+from core.ray_env import start_local_ray
 from core.settings import Settings
+from deploy.net import free_port
+from deploy.scratch import create_database, drop_database, nats_server, postgres_server
 from llm.scripted import ScriptedModelServer, run_scripted_model
 from schemas.llm import Script
-from tests.fixtures.net import free_port
-from tests.fixtures.ray import start_local_ray
-from tests.fixtures.services import create_database, drop_database, nats_server, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +75,7 @@ async def settings(
         log_level="WARNING",
         llm_base_url=scripted_model.base_url,
         llm_model="scripted",
+        nango_secret_key=secrets.token_hex(16),
     )
 
 
@@ -103,10 +104,9 @@ def api_url(ray_cluster: None, settings: Settings) -> Iterator[str]:
     """Base URL of the real Serve app, deployed once for the session."""
     from ray import serve
 
-    from serve_app import build_app
+    from deploy.serve import run_warren
 
-    serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
-    serve.run(build_app(settings), name="warren", route_prefix="/")
+    run_warren(settings)
     yield f"http://127.0.0.1:{settings.http_port}"
     serve.shutdown()  # type: ignore[no-untyped-call]
 
@@ -123,16 +123,9 @@ async def http(api_url: str) -> AsyncIterator[aiohttp.ClientSession]:
 async def _delete_test_streams(settings: Settings) -> AsyncIterator[None]:
     """Remove this run's JetStream streams from a shared NATS at the end."""
     yield
-    from core.bus import Subjects, connect, stream_configs
+    from core.stream_cleanup import delete_streams
 
-    nc = await connect(settings.nats_url, name="warren-test-cleanup")
-    js = nc.jetstream()
-    for config in stream_configs(Subjects(settings.nats_prefix)):
-        try:
-            await js.delete_stream(str(config.name))
-        except Exception:  # a stream this run never created
-            pass
-    await nc.close()
+    await delete_streams(settings.nats_url, settings.nats_prefix)
 
 
 @pytest.fixture(scope="session", autouse=True)

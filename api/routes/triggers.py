@@ -4,16 +4,20 @@ Webhook triggers get a URL path ``/webhooks/<provider>/t_<12 hex>`` and a 32-byt
 secret on create; the secret is returned only in that 201 answer and stored sealed.
 Polling triggers (``scheduled`` cron firings, Linear and Gmail polls) need a 5- or
 6-field ``polling_cron`` in ``timezone``; Linear and Gmail also a write-only
-``poll_access_token``. ``config`` must decode as the provider's filters. Other orgs'
-triggers answer 404.
+``poll_access_token``. What each provider allows comes from its declaration in
+:mod:`integrations.registry`. ``config`` must decode as the provider's filters. A Nango
+``connection_id`` belongs to one org: binding one that another org's trigger uses is 409.
+Other orgs' triggers answer 404.
 """
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -30,11 +34,14 @@ from api.routes._org_scoped import (
     json_or_404,
     require_automation_in_org,
 )
-from api.routes.webhooks import WEBHOOK_SECRET_PURPOSE
 from api.state import AppState
 from core import cron
 from integrations.provider import decode_filters
-from integrations.registry import default_registry
+from integrations.registry import (
+    POLL_TOKEN_PURPOSE,
+    ProviderSpec,
+    default_registry,
+)
 from schemas.automations import (
     CreatedTrigger,
     CreateTrigger,
@@ -47,11 +54,6 @@ from security.sealing import seal
 from store import triggers as store
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
-
-POLL_TOKEN_PURPOSE = "poll-token"
-WEBHOOK_PROVIDERS = frozenset({"github", "linear", "sentry", "posthog", "webhook", "custom"})
-POLLING_PROVIDERS = frozenset({"linear", "gmail", "scheduled"})
-TOKEN_PROVIDERS = frozenset({"linear", "gmail"})
 
 
 def _check_config(provider: str, config: dict[str, Any]) -> None:
@@ -82,9 +84,10 @@ def _create_columns(state: AppState, req: CreateTrigger) -> tuple[dict[str, Any]
         "integration_id": req.integration_id,
     }
     _check_config(req.provider, req.config)
+    spec = default_registry().spec(req.provider)
     secret: str | None = None
     if req.trigger_type == "webhook":
-        if req.provider not in WEBHOOK_PROVIDERS:
+        if spec.route is None or spec.secret_purpose is None:
             raise ApiError(
                 400,
                 f"{req.provider} triggers cannot receive webhooks",
@@ -93,11 +96,18 @@ def _create_columns(state: AppState, req: CreateTrigger) -> tuple[dict[str, Any]
             )
         secret = secrets.token_hex(32)
         fields["webhook_url_path"] = "t_" + secrets.token_hex(6)
+        fields["webhook_route"] = spec.route
         fields["webhook_secret_sealed"] = seal(
-            state.settings.secret_key, WEBHOOK_SECRET_PURPOSE, secret
+            state.settings.secret_key, spec.secret_purpose, secret
         )
         return fields, secret
-    if req.provider not in POLLING_PROVIDERS:
+    return _polling_columns(state, spec, req, fields)
+
+
+def _polling_columns(
+    state: AppState, spec: ProviderSpec, req: CreateTrigger, fields: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    if not spec.polling:
         raise ApiError(
             400, f"{req.provider} triggers cannot be polled", code="invalid", field="provider"
         )
@@ -105,7 +115,7 @@ def _create_columns(state: AppState, req: CreateTrigger) -> tuple[dict[str, Any]
         raise ApiError(
             400, "polling triggers need polling_cron", code="invalid", field="polling_cron"
         )
-    if req.provider in TOKEN_PROVIDERS and req.poll_access_token is None:
+    if spec.poll_token and req.poll_access_token is None:
         raise ApiError(
             400,
             f"{req.provider} polling needs poll_access_token",
@@ -119,6 +129,20 @@ def _create_columns(state: AppState, req: CreateTrigger) -> tuple[dict[str, Any]
             state.settings.secret_key, POLL_TOKEN_PURPOSE, req.poll_access_token
         )
     return fields, None
+
+
+async def _bind_connection(
+    conn: asyncpg.Connection, org_id: uuid.UUID, connection_id: str | None
+) -> None:
+    try:
+        await store.bind_connection(conn, org_id, connection_id)
+    except store.ConnectionTakenError:
+        raise ApiError(
+            409,
+            "connection_id is bound to another organization",
+            code="conflict",
+            field="connection_id",
+        ) from None
 
 
 @router.get("")
@@ -140,9 +164,10 @@ async def create_trigger(request: Request, caller: OrgMember) -> Response:
     req = await body(request, CreateTrigger)
     state = app_state(request)
     fields, secret = _create_columns(state, req)
-    async with state.pool.acquire() as conn:
+    async with state.pool.acquire() as conn, conn.transaction():
         if req.automation_id is not None:
             await require_automation_in_org(conn, active_org(caller), req.automation_id)
+        await _bind_connection(conn, active_org(caller), req.connection_id)
         created = await store.create_trigger(conn, active_org(caller), caller.user_id, fields)
     return json_response(CreatedTrigger(trigger=created, webhook_secret=secret), status=201)
 
@@ -165,10 +190,12 @@ async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -
     state = app_state(request)
     target = parse_uuid(trigger_id, "trigger")
     fields = {f: v for f, v in msgspec.structs.asdict(req).items() if v is not msgspec.UNSET}
-    async with state.pool.acquire() as conn:
+    async with state.pool.acquire() as conn, conn.transaction():
         current = await store.get_trigger(conn, active_org(caller), target)
         if current is None:
             raise not_found("trigger")
+        if fields.get("connection_id") is not None:
+            await _bind_connection(conn, active_org(caller), fields["connection_id"])
         if "config" in fields:
             _check_config(current.provider, fields["config"])
         if "poll_access_token" in fields:
@@ -181,6 +208,8 @@ async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -
         cron_now = fields.get("polling_cron", current.polling_cron)
         if cron_now is not None and ({"polling_cron", "timezone", "enabled"} & set(fields)):
             fields["next_fire_at"] = _next_fire(cron_now, fields.get("timezone", current.timezone))
+            # A new schedule starts clean: the scheduler reports its own errors again.
+            fields.update(last_error=None, consecutive_errors=0)
         if "polling_cron" in fields and current.trigger_type != "polling":
             raise ApiError(
                 400, "only polling triggers have a cron", code="invalid", field="polling_cron"

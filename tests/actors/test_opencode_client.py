@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from actors.opencode_client import (
-    Backoff,
-    EventStream,
-    OpenCodeClient,
-    OpenCodeError,
-    StreamStalled,
-)
+from actors.opencode_client import EventStream, OpenCodeClient, OpenCodeError, StreamStalled
+from core.backoff import Backoff
 from tests.actors.conftest import eventually
 from tests.fakes.opencode import FakeOpenCode, Reply
 

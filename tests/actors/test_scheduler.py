@@ -15,6 +15,7 @@ import pytest
 from actors.scheduler import Scheduler
 from core import cron
 from core.settings import Settings
+from integrations.registry import POLL_TOKEN_PURPOSE
 from security.sealing import seal
 from store import schedules, triggers
 from tests.fakes.linear import FakeLinear
@@ -94,6 +95,20 @@ async def test_each_slot_fires_once_with_two_schedulers(
     assert sum(m.fired for m in two_schedulers) == len(keys)
 
 
+async def _two_more_ticks(schedulers: list[Scheduler]) -> None:
+    """Barrier: every scheduler finished two more ticks, so any row due before this call
+    has been looked at (a tick in flight at the call is the first)."""
+    targets = [(m, m.ticks + 2) for m in schedulers]
+
+    async def done() -> bool:
+        return all(m.ticks >= n for m, n in targets)
+
+    await eventually(done)
+    # Polls run beside the ticks: wait for the ones started meanwhile as well.
+    for member in schedulers:
+        await asyncio.gather(*member._polling)
+
+
 async def _count_at_least(pool: asyncpg.Pool, schedule_id: uuid.UUID, n: int) -> list[str]:
     keys = await _fired(pool, schedule_id)
     return keys if len(keys) >= n else []
@@ -108,7 +123,7 @@ async def test_missed_slots_fire_once(
         iso_pool, org, "* * * * *", next_run_at=datetime.now(UTC) - timedelta(hours=1)
     )
     [key] = await eventually(lambda: _fired(iso_pool, schedule_id))
-    await asyncio.sleep(1.0)
+    await _two_more_ticks(two_schedulers)
     async with iso_pool.acquire() as conn:
         current = await schedules.get_schedule(conn, org.id, schedule_id)
     await _disable(iso_pool, org, schedule_id)
@@ -156,16 +171,13 @@ async def test_cron_trigger_fires(two_schedulers: list[Scheduler], iso_pool: asy
     assert ctx["title"] == "Scheduled run" and ctx["scheduled"]["cron_expression"] == "* * * * * *"
 
 
-async def test_linear_poll_keeps_its_cursor(
-    two_schedulers: list[Scheduler],
-    iso_pool: asyncpg.Pool,
-    iso_settings: Settings,
-    linear: FakeLinear,
-) -> None:
-    org = await make_org(iso_pool)
-    auto = await make_automation(iso_pool, org)
-    async with iso_pool.acquire() as conn:
-        made = await triggers.create_trigger(
+async def _linear_trigger(
+    pool: asyncpg.Pool, settings: Settings, org: Org, token: str
+) -> triggers.Trigger:
+    """A Linear trigger of ``org`` polled every second with ``token``, due now."""
+    auto = await make_automation(pool, org)
+    async with pool.acquire() as conn:
+        return await triggers.create_trigger(
             conn,
             org.id,
             org.owner_id,
@@ -175,9 +187,19 @@ async def test_linear_poll_keeps_its_cursor(
                 "provider": "linear",
                 "polling_cron": "* * * * * *",
                 "next_fire_at": datetime.now(UTC),
-                "poll_token_sealed": seal(iso_settings.secret_key, "poll-token", "lin_oauth_test"),
+                "poll_token_sealed": seal(settings.secret_key, POLL_TOKEN_PURPOSE, token),
             },
         )
+
+
+async def test_linear_poll_keeps_its_cursor(
+    two_schedulers: list[Scheduler],
+    iso_pool: asyncpg.Pool,
+    iso_settings: Settings,
+    linear: FakeLinear,
+) -> None:
+    org = await make_org(iso_pool)
+    made = await _linear_trigger(iso_pool, iso_settings, org, "lin_oauth_test")
 
     async def cursor() -> str | None:
         async with iso_pool.acquire() as conn:
@@ -192,8 +214,34 @@ async def test_linear_poll_keeps_its_cursor(
     rows = await eventually(lambda: _trigger_runs(iso_pool, made.id), within=20)
     async with iso_pool.acquire() as conn:
         await triggers.update_trigger(conn, org.id, made.id, {"enabled": False})
-    await asyncio.sleep(0.5)
+    await _two_more_ticks(two_schedulers)
     rows = await _trigger_runs(iso_pool, made.id)
     assert len(rows) == 1 and rows[0]["run_id"] is not None
     assert rows[0]["parsed_context"]["title"].endswith("Checkout is down")
     assert await cursor() != first
+
+
+async def test_poll_errors_are_recorded_on_the_trigger_and_back_off(
+    two_schedulers: list[Scheduler], iso_pool: asyncpg.Pool, iso_settings: Settings
+) -> None:
+    org = await make_org(iso_pool)
+    # Linear refuses this token: every poll fails.
+    made = await _linear_trigger(iso_pool, iso_settings, org, "lin_revoked")
+
+    async def failing_twice() -> triggers.Trigger | None:
+        async with iso_pool.acquire() as conn:
+            found = await triggers.get_trigger(conn, org.id, made.id)
+            failures = await conn.fetchval(
+                "SELECT consecutive_errors FROM triggers WHERE id = $1", made.id
+            )
+        return found if found is not None and failures >= 2 else None
+
+    shown = await eventually(failing_twice)
+    async with iso_pool.acquire() as conn:
+        await triggers.update_trigger(conn, org.id, made.id, {"enabled": False})
+    assert shown.last_error is not None and shown.last_error_at is not None
+    # Backed off: not due again before 2^n seconds after the last failure.
+    assert shown.next_fire_at is not None
+    assert shown.next_fire_at >= shown.last_error_at + timedelta(seconds=3)
+    stats = [await m.stats() for m in two_schedulers]
+    assert sum(s["poll_errors"].get("linear", 0) for s in stats) >= 2

@@ -27,6 +27,7 @@ from tests.fixtures.automations import (  # noqa: F401
     iso_pool,
     iso_settings,
     make_webhook_trigger,
+    trigger_pool_caught_up,
 )
 
 
@@ -115,7 +116,7 @@ async def test_envelope_becomes_one_run_even_when_redelivered(
         return rows if rows and done >= 1 else None
 
     rows = await eventually(settled)
-    await asyncio.sleep(1.0)  # let the duplicate be processed too
+    await trigger_pool_caught_up(iso_settings, "github")  # the duplicate was handled too
     rows = await _events(iso_pool, trigger_id)
     assert len(rows) == 1
     assert rows[0]["status"] == "processing" and rows[0]["run_id"] is not None
@@ -197,7 +198,7 @@ async def test_custom_publisher_in_another_process(
         return rows if len(rows) >= 3 else None
 
     rows = await eventually(four_events)
-    await asyncio.sleep(1.0)
+    await trigger_pool_caught_up(iso_settings, f"custom.{unknown}")  # the last one published
     rows = await _events(iso_pool, trigger_id)
     runs = [r for r in rows if r["run_id"] is not None]
     failed = [r for r in rows if r["status"] == "failed"]

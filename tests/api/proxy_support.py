@@ -18,11 +18,11 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from deploy.net import free_port
 from schemas.sessions import NewSession, SessionRecord
 from security import tokens
 from store import sessions as session_store
 from tests.api.accounts import Account, call
-from tests.fixtures.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from core.migrate import apply_migrations, discover, pending_migrations
-from tests.fixtures.services import create_database, drop_database
+from deploy.scratch import create_database, drop_database
 
 
 @pytest.fixture

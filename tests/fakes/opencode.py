@@ -8,7 +8,7 @@ periodically). A prompt is answered from a :class:`Reply`: an optional tool call
 streamed as ``message.part.delta`` events, in the order real OpenCode emits them (see
 tests/actors/data/opencode_events.jsonl, recorded from the real binary).
 
-Its point is to drive Warren's relay deterministically and fast (tests, bench/relay.py):
+Its point is to drive Warren's relay deterministically and fast in tests:
 event timing is under the test's control, streams can be dropped, heartbeats paused.
 
 :class:`FakeSandboxProvider` is a sandbox provider whose every "sandbox" is that server;

@@ -11,7 +11,6 @@ from integrations.custom import CustomWebhookProvider, parse_custom
 from integrations.errors import PayloadError, PollingNotSupportedError
 from integrations.registry import UnknownProviderError, default_registry, get_provider
 from integrations.scheduled import ScheduledProvider, scheduled_context
-from integrations.signatures import verify_custom, verify_github, verify_linear
 from schemas.triggers import (
     GmailFilters,
     PollConnection,
@@ -87,20 +86,27 @@ def test_registry_covers_every_provider_type_including_gmail() -> None:
         "custom",
         "scheduled",
     }
-    assert get_provider("gmail").supports_polling
+    assert registry.spec("gmail").polling and registry.spec("gmail").route is None
     assert get_provider("gmail").filters_type is GmailFilters
     assert get_provider("custom") is get_provider("webhook")
     with pytest.raises(UnknownProviderError):
         registry.get("jira")
 
 
-def test_registry_verifiers() -> None:
+def test_registry_declarations() -> None:
     registry = default_registry()
-    assert registry.verifier("github") is verify_github
-    assert registry.verifier("linear") is verify_linear
-    assert registry.verifier("custom") is verify_custom
+    assert registry.routes() == {"github", "linear", "sentry", "posthog", "custom"}
+    assert registry.spec("webhook").route == registry.spec("custom").route == "custom"
+    assert registry.spec("gmail").verify is None and registry.spec("scheduled").verify is None
+    assert [registry.spec(p).poll_token for p in ("linear", "gmail", "scheduled")] == [
+        True,
+        True,
+        False,
+    ]
+    assert registry.nango_provider("linear-prod") is registry.spec("linear")
+    assert registry.nango_provider("jira") is None
     with pytest.raises(UnknownProviderError):
-        registry.verifier("gmail")
+        registry.spec("jira")
 
 
 def test_registry_rejects_config_of_the_wrong_shape() -> None:
@@ -115,6 +121,15 @@ def test_registry_rejects_config_of_the_wrong_shape() -> None:
 @pytest.mark.parametrize("provider", ["github", "sentry", "posthog", "webhook", "scheduled"])
 async def test_non_polling_providers_raise(provider: str) -> None:
     impl = get_provider(provider)
-    assert not impl.supports_polling
+    assert not default_registry().spec(provider).poll_token
     with pytest.raises(PollingNotSupportedError):
         await impl.poll(PollConnection(access_token="t"), PostHogFilters(), None)
+
+
+def test_poll_api_settings_exist() -> None:
+    from core.settings import Settings
+
+    registry = default_registry()
+    named = [registry.spec(p).api_url_setting for p in registry.types()]
+    assert {n for n in named if n} == {"linear_api_url", "gmail_api_url"}
+    assert all(n in Settings.__struct_fields__ for n in named if n)

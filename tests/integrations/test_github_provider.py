@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from integrations.errors import PayloadError, PollingNotSupportedError
@@ -25,7 +26,6 @@ def test_issues_opened() -> None:
     assert ctx.description is not None and "Pay now" in ctx.description
     assert ctx.url == "https://github.com/acme/webapp/issues/42"
     assert ctx.external_id == "issue-2081234567"
-    assert ctx.dedup_key == "github:issue-2081234567:opened"
     assert ctx.repo_full_name == "acme/webapp"
     assert ctx.branch is None
     assert ctx.labels == ("bug", "agent")
@@ -46,7 +46,6 @@ def test_pull_request_opened() -> None:
     assert gh is not None
     assert ctx.event_type == "pull_request:opened"
     assert ctx.title == "PR #108: Fix Safari checkout handler"
-    assert ctx.dedup_key == "github:pr-1712345678:opened"
     assert ctx.branch == "fix/safari-checkout"
     assert (gh.base_branch, gh.head_branch) == ("main", "fix/safari-checkout")
     assert gh.head_sha == "6dcb09b5b57875f334f61aebed695e2e4193db5e"
@@ -61,7 +60,6 @@ def test_push() -> None:
     assert gh is not None
     assert ctx.event_type == "push:push"
     assert ctx.title == "Push to release/2026-02: 2 commit(s)"
-    assert ctx.dedup_key == "github:push-0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c:push"
     assert ctx.branch == "release/2026-02"
     assert ctx.description == "Bump checkout SDK to 4.2\nAdd Safari regression test"
     assert ctx.related_files == (
@@ -80,7 +78,6 @@ def test_check_run_completed() -> None:
     assert gh is not None
     assert ctx.event_type == "check_run:completed"
     assert ctx.title == "Check Run: test (ubuntu-latest, 20.x) - failure"
-    assert ctx.dedup_key == "github:check-run-21987654321:completed"
     assert ctx.branch == "fix/safari-checkout"
     assert gh.conclusion == "failure"
     assert gh.error_message == "2 tests failed"
@@ -93,7 +90,6 @@ def test_workflow_run_completed() -> None:
     assert gh is not None
     assert ctx.event_type == "workflow_run:completed"
     assert ctx.title == "Workflow: CI - failure"
-    assert ctx.dedup_key == "github:workflow-run-7812345678:completed"
     assert ctx.branch == "main" and gh.workflow_name == "CI" and gh.conclusion == "failure"
     assert ctx.url == "https://github.com/acme/webapp/actions/runs/7812345678"
 
@@ -123,7 +119,7 @@ def test_unsupported_events_yield_nothing() -> None:
 def test_push_without_after_uses_delivery_id() -> None:
     body = b'{"ref": "refs/heads/main", "commits": [], "repository": {"full_name": "a/b"}}'
     [ctx] = parse_github(body, event="push", delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
-    assert ctx.dedup_key == "github:push-72d3162e-cc78-11e3-81ab-4c9367dc0958:push"
+    assert ctx.external_id == "push-72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
 
 def test_malformed_body_is_a_payload_error() -> None:
@@ -206,3 +202,20 @@ def test_registry_decodes_stored_config() -> None:
 async def test_github_does_not_poll() -> None:
     with pytest.raises(PollingNotSupportedError, match="only support webhooks"):
         await GitHubProvider().poll(PollConnection(access_token="t"), GitHubFilters(), None)
+
+
+def test_dedup_key_is_one_delivery_not_one_item() -> None:
+    # Two pull_request.synchronize deliveries of one PR (a new head sha each): two keys;
+    # with X-GitHub-Delivery the key is the delivery id, so GitHub's retry is the same key.
+    first = msgspec.json.decode(payload_bytes("github_pull_request_opened"))
+    first["action"] = "synchronize"
+    second = {**first, "pull_request": {**first["pull_request"], "head": {"sha": "b" * 40}}}
+    [a] = parse_github(msgspec.json.encode(first), event="pull_request")
+    [b] = parse_github(msgspec.json.encode(second), event="pull_request")
+    assert a.external_id == b.external_id and a.dedup_key != b.dedup_key
+    assert (
+        a.dedup_key == parse_github(msgspec.json.encode(first), event="pull_request")[0].dedup_key
+    )
+    headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-1"}
+    [keyed] = default_registry().parse_webhook("github", msgspec.json.encode(second), headers)
+    assert keyed.dedup_key == "github:d-1"

@@ -117,7 +117,9 @@ async def test_poll_baselines_then_returns_new_and_updated_issues(linear: FakeLi
     a["state"] = {"id": "state-started", "name": "In Progress", "type": "started"}
     third = await provider.poll(conn, LinearFilters(), second.cursor)
     [updated] = third.events
-    assert updated.event_type == "Issue:update" and updated.dedup_key == f"linear:{a['id']}:update"
+    assert (
+        updated.event_type == "Issue:update" and updated.dedup_key == f"linear:{a['id']}:{ts(20)}"
+    )
     assert updated.linear is not None and updated.linear.state == "In Progress"
     fourth = await provider.poll(conn, LinearFilters(), third.cursor)
     assert fourth.events == () and fourth.cursor == third.cursor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from integrations.linear import matches_linear, parse_linear
@@ -29,7 +30,7 @@ def test_issue_create() -> None:
     assert CREATE.description is not None and CREATE.description.startswith("Steps:")
     assert CREATE.url == "https://linear.app/acme/issue/ENG-123/checkout-fails-on-safari"
     assert CREATE.external_id == "2174add1-f7c8-44e3-bbf3-2d60b5ea8bc9"
-    assert CREATE.dedup_key == "linear:2174add1-f7c8-44e3-bbf3-2d60b5ea8bc9:create"
+    assert CREATE.dedup_key.startswith("linear:")
     assert CREATE.labels == ("Bug", "Agent")
     assert CREATE.actor == "Ada Lovelace"
     assert (li.state, li.state_type, li.priority) == ("Todo", "unstarted", 2)
@@ -37,11 +38,15 @@ def test_issue_create() -> None:
     assert li.assignee_name == "Grace Hopper" and li.project_name == "Storefront"
 
 
-def test_issue_update_has_its_own_dedup_key() -> None:
+def test_every_update_delivery_has_its_own_dedup_key() -> None:
     li = UPDATE.linear
     assert li is not None
     assert UPDATE.event_type == "Issue:update"
-    assert UPDATE.dedup_key == "linear:2174add1-f7c8-44e3-bbf3-2d60b5ea8bc9:update"
+    body = msgspec.json.decode(payload_bytes("linear_issue_update"))
+    again = {**body, "webhookTimestamp": body.get("webhookTimestamp", 0) + 5000}
+    [later] = parse_linear(msgspec.json.encode(again))
+    assert later.external_id == UPDATE.external_id and later.dedup_key != UPDATE.dedup_key
+    assert UPDATE.dedup_key != CREATE.dedup_key
     assert (li.state, li.priority) == ("In Progress", 1)
     assert UPDATE.actor == "Grace Hopper"
 

@@ -20,7 +20,7 @@ def test_issue_created() -> None:
     assert ctx.title == "ReferenceError: blooopy is not defined"
     assert ctx.description == "?(runner)"
     assert ctx.url == "https://sentry.io/organizations/acme/issues/1170820242/"
-    assert ctx.dedup_key == "sentry:1170820242" and ctx.external_id == "1170820242"
+    assert ctx.external_id == "1170820242"
     assert (s.level, s.project_slug, s.short_id) == ("error", "front-end", "FRONT-END-9")
     assert (s.error_type, s.error_message) == ("ReferenceError", "blooopy is not defined")
     assert s.frames == () and s.stack_trace is None
@@ -32,7 +32,7 @@ def test_issue_with_event_keeps_last_ten_frames() -> None:
     s = ctx.sentry
     assert s is not None
     # The event id wins over the issue id for dedup.
-    assert ctx.dedup_key == "sentry:9fac2ceed9344f2bbfdd1fdacb0ed9b1"
+    assert ctx.external_id == "9fac2ceed9344f2bbfdd1fdacb0ed9b1"
     assert (s.event_id, s.issue_id) == ("9fac2ceed9344f2bbfdd1fdacb0ed9b1", "4512345678")
     assert (s.environment, s.release, s.level) == ("production", "api@2026.02.10", "fatal")
     assert len(s.frames) == 10
@@ -47,9 +47,43 @@ def test_issue_with_event_keeps_last_ten_frames() -> None:
     assert len(ctx.related_files) == 14
 
 
-def test_event_alert_without_issue_yields_nothing() -> None:
-    # Contract: Sentry items need data.issue; an issue-alert (event_alert) payload has none.
-    assert parse_sentry(payload_bytes("sentry_event_alert"), "event_alert") == []
+def test_issue_alert_becomes_an_event_from_data_event() -> None:
+    # An issue-alert (event_alert) delivery carries data.event, not data.issue.
+    [ctx] = parse_sentry(payload_bytes("sentry_event_alert"), "event_alert")
+    s = ctx.sentry
+    assert s is not None and s.resource == "event_alert"
+    assert ctx.event_type == "event_alert:triggered"
+    assert ctx.title == "ReferenceError: heck is not defined"
+    assert (s.issue_id, s.event_id) == ("1117540176", "e4874d664c3540c1a32eab185f12c5ab")
+    assert s.triggered_rule == "Very Important Alert Rule!"
+    assert (s.project_slug, s.level, s.error_type) == ("front-end", "error", "ReferenceError")
+    assert ctx.url is not None and "/issues/1117540176/events/" in ctx.url
+    assert parse_sentry(payload_bytes("sentry_event_alert")) == [ctx]  # inferred
+
+
+def test_error_created_becomes_an_event_from_data_error() -> None:
+    [ctx] = parse_sentry(payload_bytes("sentry_error_created"), "error")
+    s = ctx.sentry
+    assert s is not None and s.resource == "error"
+    assert ctx.event_type == "error:created"
+    assert (s.issue_id, s.environment, s.project_slug) == ("1117540176", "production", "front-end")
+    assert ctx.related_files == ("/js/runner.min.js", "/js/app.js")
+    assert s.stack_trace is not None and s.stack_trace.startswith("  at checkout (/js/app.js")
+
+
+def test_resources_filter() -> None:
+    [issue] = parse_sentry(payload_bytes("sentry_issue_created"), "issue")
+    [alert] = parse_sentry(payload_bytes("sentry_event_alert"), "event_alert")
+    [error] = parse_sentry(payload_bytes("sentry_error_created"), "error")
+    alerts_and_errors = SentryFilters(resources=("event_alert", "error"))
+    assert [matches_sentry(c, alerts_and_errors) for c in (issue, alert, error)] == [
+        False,
+        True,
+        True,
+    ]
+    assert all(matches_sentry(c, SentryFilters()) for c in (issue, alert, error))
+    # Other resources (comments, installations) are not events.
+    assert parse_sentry(payload_bytes("sentry_issue_created"), "comment") == []
 
 
 def test_tags_as_objects_on_the_issue() -> None:

@@ -16,9 +16,9 @@ import aiohttp
 import msgspec
 import pytest
 
+from deploy.net import free_port
 from llm.scripted import ScriptedModelServer, load_script, run_scripted_model
 from schemas.llm import Script, ScriptRule, ScriptStep, ScriptToolCall
-from tests.fixtures.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

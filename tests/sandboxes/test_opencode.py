@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from deploy.net import free_port
 from llm.scripted import ScriptedModelServer, run_scripted_model
 from sandboxes.opencode import (
     OFFLINE_ENV,
@@ -32,7 +33,6 @@ from sandboxes.opencode import (
 from sandboxes.tool_plugins import parameters_schema, plugin_source, tool_names
 from schemas.llm import Script, ScriptRule, ScriptStep, ScriptToolCall
 from schemas.sandbox import AgentConfig, CreateSandboxOptions
-from tests.fixtures.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 OPENCODE_BIN = REPO / "deploy" / "sandbox" / "node_modules" / ".bin" / "opencode"

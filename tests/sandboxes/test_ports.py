@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.net import free_port
 from sandboxes.ports import PortAllocator, PortsExhausted
-from tests.fixtures.net import free_port
 
 
 def _allocator(tmp_path: Path, low: int, high: int, alive: set[str]) -> PortAllocator:

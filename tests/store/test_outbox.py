@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 
+from core.backoff import exponential_delay
 from store import outbox
 from tests.fixtures.automations import iso_pool, iso_settings, make_org  # noqa: F401
 
@@ -66,7 +67,9 @@ async def test_failed_attempts_back_off_then_fail(iso_pool: asyncpg.Pool) -> Non
         delays.append(round(float(delay) / 10) * 10)
         assert status == ("failed" if attempt == 4 else "pending")
     assert delays[:4] == [30, 60, 120, 240] and delays[4] == 300
-    assert [outbox.backoff_seconds(n) for n in range(6)] == [30, 60, 120, 240, 300, 300]
+    # The SQL applies the same formula as core.backoff.
+    base, cap = outbox.BACKOFF_BASE_SECONDS, outbox.BACKOFF_CAP_SECONDS
+    assert delays == [exponential_delay(n, base, cap) for n in range(5)]
 
 
 async def test_permanent_errors_fail_at_once(iso_pool: asyncpg.Pool) -> None:

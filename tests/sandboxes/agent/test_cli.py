@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.net import free_port
 from sandboxes.agent.procs import is_alive
-from tests.fixtures.net import free_port
 from tests.sandboxes.agent.conftest import TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
