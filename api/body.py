@@ -115,11 +115,10 @@ def decode(data: bytes, type_: type[T]) -> T:
 
 
 async def no_nul_params(conn: HTTPConnection) -> None:
-    """App-wide dependency: 400 if a path or query parameter holds a NUL, naming it."""
-    for name, value in conn.path_params.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise _refuse_nul(name)
-    for name, value in conn.query_params.multi_items():
+    """App-wide dependency: 400 if a path or query parameter holds a NUL, naming it (for a
+    WebSocket, the handshake is refused with that 400)."""
+    named = [(n, v) for n, v in conn.path_params.items() if isinstance(v, str)]
+    for name, value in named + conn.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise _refuse_nul(_shown(name))
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
@@ -166,3 +167,14 @@ async def test_nul_in_query_or_path_is_400_naming_it(
     status, body = await call(acct.client, "GET", path)
     assert status == 400, body
     assert_error(body, "invalid", field)
+
+
+async def test_nul_in_a_websocket_query_refuses_the_handshake(
+    account: AccountFactory, api_url: str
+) -> None:
+    # Refused before accept with the JSON 400 (no handler runs, nothing reaches SQL).
+    acct = await account()
+    url = f"{api_url}/api/sessions/{uuid.uuid4()}/ws?note=%00"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await acct.client.ws_connect(url)
+    assert refused.value.status == 400
