@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from core.bus import Subjects, connect
 from core.db import create_pool
+from core.logs import configure_logging
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class BackgroundActor(abc.ABC):
     db_max = 3
 
     def __init__(self, settings: Settings, name: str) -> None:
+        configure_logging(settings.log_level, actor=name)
         self.settings = settings
         self.name = name
         self._res: Resources | None = None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from actors.bootstrap import start_background_actors
+from api.body import no_nul_params
 from api.cookies import SessionCookieRefresh
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
@@ -54,7 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await close_upstream_client(app.state)
             await app.state.warren.close()
 
-    app = FastAPI(title="Warren", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Warren",
+        version="0.1.0",
+        lifespan=lifespan,
+        # Path and query text reaches SQL in many routes: one check refuses NULs for all.
+        dependencies=[Depends(no_nul_params)],
+    )
     install_error_handlers(app)
     if resolved.cors_origins:
         app.add_middleware(

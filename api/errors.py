@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
+from api.openapi import flat_routes
 from schemas.errors import ErrorBody, ErrorResponse
-
-log = logging.getLogger(__name__)
 
 _DEFAULT_CODES = {
     400: "bad_request",
@@ -75,18 +73,39 @@ def error_response(
     )
 
 
+def internal_error_response() -> Response:
+    """The 500 of an unhandled exception: no detail leaves the server (it is in the log)."""
+    return error_response(500, "internal", "internal error")
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names only the methods of the first route whose path matched; a path
+    # served by several routes (GET and POST handlers) allows the methods of all of them.
+    methods: set[str] = set()
+    for route in flat_routes(request.app):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error FastAPI or a handler raises through :func:`error_response`."""
+    """Route every error FastAPI or a handler raises through :func:`error_response`.
+
+    Unhandled exceptions are answered by ``api.middleware`` (inside the request's context).
+    """
 
     async def on_api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
-    async def on_http_error(_: Request, exc: Exception) -> Response:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = _DEFAULT_CODES.get(exc.status_code, "error")
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -97,11 +116,6 @@ def install_error_handlers(app: FastAPI) -> None:
         # well-formed requests that break a business rule.
         return error_response(400, "invalid", str(first.get("msg", "invalid input")), field)
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error")
-
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected)

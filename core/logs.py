@@ -1,4 +1,9 @@
-"""JSON log lines: one object per line, with the request id when there is one."""
+"""JSON log lines: one object per line, with the request id when there is one.
+
+The ingress and every actor process (pools, scheduler, session actors) call
+:func:`configure_logging` once at start, so all of Warren logs in the same shape; an actor
+passes its name, which then tags each of its lines.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,12 @@ _STD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object; ``extra=`` fields are kept as keys."""
+    """Formats a record as one JSON object; ``extra=`` fields are kept as keys, and
+    ``fields`` (e.g. the actor's name) are added to every line."""
+
+    def __init__(self, fields: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as a JSON line."""
@@ -27,6 +37,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
+            **self.fields,
         }
         rid = request_id_var.get()
         if rid:
@@ -39,16 +50,18 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(out).decode()
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every ``warren`` log line to stderr as JSON (idempotent)."""
+def configure_logging(level: str = "INFO", **fields: str) -> None:
+    """Send every log line of this process to stderr as JSON, tagged with ``fields``
+    (idempotent: a second call updates the level and fields)."""
     root = logging.getLogger()
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        root.setLevel(level)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
     root.setLevel(level)
+    for handler in root.handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.fields = dict(fields)
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(fields))
+    root.addHandler(handler)
 
 
 def monotonic_ms() -> float:

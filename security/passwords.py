@@ -1,9 +1,11 @@
-"""Password hashing with scrypt (stdlib ``hashlib.scrypt``), a random salt per password.
+"""Password hashing with argon2id (argon2-cffi); scrypt hashes of earlier versions still verify.
 
-Stored form: ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>``, so the cost can be raised later
-without invalidating existing hashes. Hashing takes tens of milliseconds of CPU by design:
-callers in async code should run these functions in a thread (``asyncio.to_thread``);
-``hashlib.scrypt`` releases the GIL while it works.
+New hashes are argon2id in the PHC string form (``$argon2id$v=19$m=...,t=...,p=...$salt$hash``)
+with OWASP's recommended cost (19 MiB, 2 passes, 1 lane). A stored hash that is scrypt, or
+argon2 with other parameters, verifies as before and :func:`needs_rehash` says so, so sign-in
+can replace it while it has the password in hand. Hashing takes tens of milliseconds of CPU by
+design: callers in async code run these functions in a thread (``asyncio.to_thread``); both
+argon2-cffi and ``hashlib.scrypt`` release the GIL while they work.
 """
 
 from __future__ import annotations
@@ -14,40 +16,30 @@ import hashlib
 import hmac
 import secrets
 
-SCHEME = "scrypt"
-N = 2**14
-R = 8
-P = 1
-SALT_BYTES = 16
-KEY_BYTES = 32
-# 128 * n * r bytes are needed; leave headroom above that for OpenSSL.
-_MAXMEM = 64 * 1024 * 1024
+from argon2 import PasswordHasher
+from argon2.exceptions import Argon2Error, InvalidHashError
 
+MEMORY_KIB = 19 * 1024
+TIME_COST = 2
+PARALLELISM = 1
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+_hasher = PasswordHasher(
+    time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=PARALLELISM, hash_len=32, salt_len=16
+)
 
-
-def _derive(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=_MAXMEM
-    )
+LEGACY_SCRYPT = "scrypt"
+"""Prefix of the hashes Warren stored before argon2id: ``scrypt$n$r$p$salt b64$hash b64``."""
+_SCRYPT_MAXMEM = 64 * 1024 * 1024  # 128 * n * r bytes plus headroom for OpenSSL
 
 
 def hash_password(password: str) -> str:
-    """The storable scrypt hash of ``password`` with a fresh random salt."""
-    salt = secrets.token_bytes(SALT_BYTES)
-    digest = _derive(password, salt, N, R, P, KEY_BYTES)
-    return f"{SCHEME}${N}${R}${P}${_b64(salt)}${_b64(digest)}"
+    """The storable argon2id hash of ``password`` with a fresh random salt."""
+    return _hasher.hash(password)
 
 
-def verify_password(password: str, stored: str) -> bool:
-    """True if ``password`` matches ``stored``; compares in constant time.
-
-    A malformed ``stored`` value is a mismatch, never an exception.
-    """
+def _verify_scrypt(password: str, stored: str) -> bool:
     parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != SCHEME:
+    if len(parts) != 6 or parts[0] != LEGACY_SCRYPT:
         return False
     try:
         n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
@@ -60,8 +52,39 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if not 16 <= len(expected) <= 64:
         return False
-    actual = _derive(password, salt, n, r, p, len(expected))
+    actual = hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        dklen=len(expected),
+        maxmem=_SCRYPT_MAXMEM,
+    )
     return hmac.compare_digest(actual, expected)
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True if ``password`` matches ``stored`` (argon2id, or a legacy scrypt hash).
+
+    Constant-time comparison; a malformed ``stored`` value is a mismatch, never an exception.
+    """
+    if stored.startswith(LEGACY_SCRYPT + "$"):
+        return _verify_scrypt(password, stored)
+    try:
+        return _hasher.verify(stored, password)
+    except (Argon2Error, ValueError):  # a mismatch, or a malformed/unsupported hash
+        return False
+
+
+def needs_rehash(stored: str) -> bool:
+    """True if ``stored`` is not an argon2id hash with today's parameters (rehash on sign-in)."""
+    if not stored.startswith("$argon2id$"):
+        return True
+    try:
+        return _hasher.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
 
 
 @functools.cache

@@ -71,3 +71,10 @@ async def get_credentials(conn: asyncpg.Connection, email: str) -> Credentials |
         normalize_email(email),
     )
     return None if row is None else Credentials(_user(row), row["password_hash"])
+
+
+async def set_password_hash(
+    conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str
+) -> None:
+    """Replace a user's stored password hash (e.g. an old scheme rehashed on sign-in)."""
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)

@@ -23,6 +23,7 @@ from actors.session.migrate import MigrationWatcher
 from actors.session.pause import pause_session
 from actors.session.runtime import ProviderFactory
 from actors.session.tools import ToolRunner
+from core.logs import configure_logging
 from core.settings import Settings
 from schemas.git import GitResult, GitState
 from schemas.sessions import ClientInfo, MessageSource, PauseReason
@@ -42,6 +43,7 @@ class SessionActor:
         settings: Settings,
         provider_factory: ProviderFactory | None = None,
     ) -> None:
+        configure_logging(settings.log_level, actor=f"session:{session_id}")
         self._core = SessionCore(session_id, settings, provider_factory)
         self._tools = ToolRunner(self._core)
         self._git = SessionGit(self._core)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.state import AppState
 from schemas.auth import ApiKeyList, CreateApiKeyRequest, CreatedApiKey
@@ -36,6 +36,7 @@ def _state(request: Request) -> AppState:
 
 
 @router.post("", openapi_extra=json_body(CreateApiKeyRequest))
+@returns(CreatedApiKey, 201)
 async def create_api_key(request: Request, caller: OrgMember) -> Response:
     """Create a key for the active org: 201 with the full key, shown only this once."""
     if caller.auth_session_id is None:
@@ -59,6 +60,7 @@ async def create_api_key(request: Request, caller: OrgMember) -> Response:
 
 
 @router.get("")
+@returns(ApiKeyList)
 async def list_api_keys(request: Request, caller: OrgMember) -> Response:
     """The active org's unrevoked keys, without key material."""
     assert caller.org_id is not None
@@ -68,6 +70,7 @@ async def list_api_keys(request: Request, caller: OrgMember) -> Response:
 
 
 @router.delete("/{key_id}")
+@returns(None, 204)
 async def revoke_api_key(request: Request, caller: OrgMember, key_id: str) -> Response:
     """Revoke a key of the active org (own keys, or any as admin+): 204."""
     assert caller.org_id is not None

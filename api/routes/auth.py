@@ -1,6 +1,7 @@
 """Sign-up, sign-in, sign-out, the current user, org switching and WebSocket tokens.
 
-Passwords are hashed with scrypt in a worker thread so the event loop keeps serving.
+Passwords are hashed with argon2id in a worker thread so the event loop keeps serving; a
+successful sign-in replaces an older hash (scrypt, or weaker argon2 parameters).
 Sign-in failures are rate limited per email (10 per 5 minutes per replica → 429 with
 ``Retry-After``); unknown emails and wrong passwords get the same 401 after the same work.
 """
@@ -20,7 +21,7 @@ from api.body import body
 from api.cookies import SESSION_COOKIE, SESSION_TTL, clear_session_cookie, set_session_cookie
 from api.deps import Caller, require_active_org, require_browser_user, require_user
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.state import AppState
 from schemas.auth import (
@@ -79,6 +80,7 @@ async def _me(db: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID | No
 
 
 @router.post("/sign-up", openapi_extra=json_body(SignUpRequest))
+@returns(SignUpResponse, 201, errors=(409,))
 async def sign_up(request: Request) -> Response:
     """Create a user and their personal org (as owner), sign them in: 201 {user, org}.
 
@@ -109,6 +111,7 @@ async def sign_up(request: Request) -> Response:
 
 
 @router.post("/sign-in", openapi_extra=json_body(SignInRequest))
+@returns(MeResponse, errors=(401, 429))
 async def sign_in(request: Request) -> Response:
     """Check email and password and set the session cookie: 200 with the ``/me`` body.
 
@@ -137,7 +140,12 @@ async def sign_in(request: Request) -> Response:
         raise ApiError(401, _BAD_CREDENTIALS, code="invalid_credentials")
     limiter.reset(key)
     user_id = credentials.user.id
+    rehashed = None
+    if passwords.needs_rehash(credentials.password_hash):
+        rehashed = await asyncio.to_thread(passwords.hash_password, req.password)
     async with state.pool.acquire() as db:
+        if rehashed is not None:
+            await users.set_password_hash(db, user_id, rehashed)
         org_id = await orgs.first_org_id(db, user_id)
         token = await _start_session(db, request, user_id, org_id)
         me = await _me(db, user_id, org_id)
@@ -147,6 +155,7 @@ async def sign_in(request: Request) -> Response:
 
 
 @router.post("/sign-out")
+@returns(None, 204)
 async def sign_out(request: Request) -> Response:
     """Delete the browser session (if any) and clear the cookie: 204, idempotent."""
     state = _state(request)
@@ -160,6 +169,7 @@ async def sign_out(request: Request) -> Response:
 
 
 @router.get("/me")
+@returns(MeResponse)
 async def me(request: Request, caller: Annotated[Caller, Depends(require_user)]) -> Response:
     """The caller, their active org (an API key's own org) and every org they belong to."""
     assert caller.user_id is not None
@@ -175,6 +185,7 @@ async def me(request: Request, caller: Annotated[Caller, Depends(require_user)])
 
 
 @router.post("/active-org", openapi_extra=json_body(ActiveOrgRequest))
+@returns(MeResponse, errors=(404,))
 async def set_active_org(
     request: Request, caller: Annotated[Caller, Depends(require_browser_user)]
 ) -> Response:
@@ -190,6 +201,7 @@ async def set_active_org(
 
 
 @router.post("/ws-token")
+@returns(WsToken)
 async def ws_token(
     request: Request, caller: Annotated[Caller, Depends(require_active_org())]
 ) -> Response:

@@ -21,17 +21,20 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.routes._org_scoped import OrgMember, active_org, app_state, json_or_404
 from api.state import AppState
 from schemas.automations import (
     AddConnection,
+    Automation,
+    AutomationConnection,
     AutomationList,
     BindTrigger,
     ConnectionList,
     CreateAutomation,
     RunNowResponse,
+    Trigger,
     TriggerList,
     UpdateAutomation,
 )
@@ -71,6 +74,7 @@ async def _columns(
 
 
 @router.get("")
+@returns(AutomationList)
 async def list_automations(request: Request, caller: OrgMember) -> Response:
     """The org's automations, newest first."""
     async with app_state(request).pool.acquire() as conn:
@@ -79,6 +83,7 @@ async def list_automations(request: Request, caller: OrgMember) -> Response:
 
 
 @router.post("", openapi_extra=json_body(CreateAutomation))
+@returns(Automation, 201)
 async def create_automation(request: Request, caller: OrgMember) -> Response:
     """Create an automation: 201."""
     req = await body(request, CreateAutomation)
@@ -97,6 +102,7 @@ async def _get(request: Request, caller: Caller, automation_id: str) -> Response
 
 
 @router.get("/{automation_id}")
+@returns(Automation)
 async def get_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """One automation of the org."""
     return await _get(request, caller, automation_id)
@@ -112,6 +118,7 @@ async def _update(
 
 
 @router.patch("/{automation_id}", openapi_extra=json_body(UpdateAutomation))
+@returns(Automation)
 async def update_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Change the fields sent."""
     req = await body(request, UpdateAutomation)
@@ -120,18 +127,21 @@ async def update_automation(request: Request, caller: OrgMember, automation_id: 
 
 
 @router.post("/{automation_id}/enable")
+@returns(Automation)
 async def enable_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Enable: its triggers fire runs again."""
     return await _update(request, caller, automation_id, {"enabled": True})
 
 
 @router.post("/{automation_id}/disable")
+@returns(Automation)
 async def disable_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Disable: its events are recorded and skipped (``automation_disabled``)."""
     return await _update(request, caller, automation_id, {"enabled": False})
 
 
 @router.delete("/{automation_id}")
+@returns(None, 204)
 async def delete_automation(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Delete with its runs and schedules; its triggers become unbound. 204."""
     target = parse_uuid(automation_id, "automation")
@@ -153,6 +163,7 @@ async def _require(request: Request, caller: Caller, automation_id: str) -> uuid
 
 
 @router.get("/{automation_id}/triggers")
+@returns(TriggerList)
 async def list_bound_triggers(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Triggers bound to the automation."""
     target = await _require(request, caller, automation_id)
@@ -162,6 +173,7 @@ async def list_bound_triggers(request: Request, caller: OrgMember, automation_id
 
 
 @router.post("/{automation_id}/triggers", openapi_extra=json_body(BindTrigger))
+@returns(Trigger)
 async def bind_trigger(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Bind one of the org's triggers to this automation (moving it if bound elsewhere)."""
     req = await body(request, BindTrigger)
@@ -174,6 +186,7 @@ async def bind_trigger(request: Request, caller: OrgMember, automation_id: str) 
 
 
 @router.delete("/{automation_id}/triggers/{trigger_id}")
+@returns(None, 204)
 async def unbind_trigger(
     request: Request, caller: OrgMember, automation_id: str, trigger_id: str
 ) -> Response:
@@ -194,6 +207,7 @@ async def unbind_trigger(
 
 
 @router.get("/{automation_id}/connections")
+@returns(ConnectionList)
 async def list_connections(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Integrations the automation's sessions may use."""
     target = await _require(request, caller, automation_id)
@@ -203,6 +217,7 @@ async def list_connections(request: Request, caller: OrgMember, automation_id: s
 
 
 @router.post("/{automation_id}/connections", openapi_extra=json_body(AddConnection))
+@returns(AutomationConnection, 201)
 async def add_connection(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Connect an integration (idempotent): 201."""
     req = await body(request, AddConnection)
@@ -213,6 +228,7 @@ async def add_connection(request: Request, caller: OrgMember, automation_id: str
 
 
 @router.delete("/{automation_id}/connections/{integration_id}")
+@returns(None, 204)
 async def remove_connection(
     request: Request, caller: OrgMember, automation_id: str, integration_id: str
 ) -> Response:
@@ -229,6 +245,7 @@ async def remove_connection(
 
 
 @router.post("/{automation_id}/run")
+@returns(RunNowResponse, 202, errors=(409,))
 async def run_now(request: Request, caller: OrgMember, automation_id: str) -> Response:
     """Queue a manual run now: 202 with the run (200 with the same run for a repeated
     ``Idempotency-Key``)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from actors.pool_metrics import refresh_pool_metrics
+from api.openapi import returns
 from api.responses import json_response
 from api.state import AppState
 from core.metrics import REGISTRY
@@ -18,6 +20,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
+@returns(dict[str, str])
 async def healthz() -> Response:
     """The process is up."""
     return json_response({"status": "ok"})
@@ -37,6 +40,8 @@ async def _check_nats(state: AppState) -> str | None:
 
 
 @router.get("/readyz")
+@returns(dict[str, Any])
+@returns(dict[str, Any], 503)
 async def readyz(request: Request) -> Response:
     """Postgres and NATS reachable, migrations applied: 200, else 503 naming what failed."""
     state: AppState = request.app.state.warren
@@ -54,6 +59,7 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics")
+@returns(str, media_type="text/plain")
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of this replica's metrics (the pools' read now)."""
     state: AppState = request.app.state.warren

@@ -17,13 +17,15 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid, require_browser_user, require_org_member, require_user
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.state import AppState
 from schemas.auth import (
     AddMemberRequest,
     CreateOrgRequest,
+    Member,
     MemberList,
+    Org,
     OrgList,
     UpdateMemberRequest,
     UpdateOrgRequest,
@@ -32,7 +34,7 @@ from store import orgs, users
 
 router = APIRouter(prefix="/api/orgs", tags=["orgs"])
 
-Member = Annotated[Caller, Depends(require_org_member("member"))]
+Reader = Annotated[Caller, Depends(require_org_member("member"))]
 Admin = Annotated[Caller, Depends(require_org_member("admin"))]
 Owner = Annotated[Caller, Depends(require_org_member("owner"))]
 
@@ -47,6 +49,7 @@ def _last_owner() -> ApiError:
 
 
 @router.get("")
+@returns(OrgList)
 async def list_orgs(request: Request, caller: Annotated[Caller, Depends(require_user)]) -> Response:
     """The caller's orgs with their role in each (an API key sees only its own org)."""
     assert caller.user_id is not None
@@ -58,6 +61,7 @@ async def list_orgs(request: Request, caller: Annotated[Caller, Depends(require_
 
 
 @router.post("", openapi_extra=json_body(CreateOrgRequest))
+@returns(Org, 201)
 async def create_org(
     request: Request, caller: Annotated[Caller, Depends(require_browser_user)]
 ) -> Response:
@@ -70,7 +74,8 @@ async def create_org(
 
 
 @router.get("/{org_id}")
-async def get_org(request: Request, caller: Member) -> Response:
+@returns(Org)
+async def get_org(request: Request, caller: Reader) -> Response:
     """The org (members only)."""
     assert caller.org_id is not None
     async with _state(request).pool.acquire() as db:
@@ -81,6 +86,7 @@ async def get_org(request: Request, caller: Member) -> Response:
 
 
 @router.patch("/{org_id}", openapi_extra=json_body(UpdateOrgRequest))
+@returns(Org)
 async def update_org(request: Request, caller: Admin) -> Response:
     """Rename the org (admin+); the slug stays."""
     req = await body(request, UpdateOrgRequest)
@@ -93,7 +99,8 @@ async def update_org(request: Request, caller: Admin) -> Response:
 
 
 @router.get("/{org_id}/members")
-async def list_members(request: Request, caller: Member) -> Response:
+@returns(MemberList)
+async def list_members(request: Request, caller: Reader) -> Response:
     """Every member with their role (members only)."""
     assert caller.org_id is not None
     async with _state(request).pool.acquire() as db:
@@ -102,6 +109,7 @@ async def list_members(request: Request, caller: Member) -> Response:
 
 
 @router.post("/{org_id}/members", openapi_extra=json_body(AddMemberRequest))
+@returns(Member, 201, errors=(409,))
 async def add_member(request: Request, caller: Admin) -> Response:
     """Add an existing user by email (admin+; granting owner needs an owner): 201 member.
 
@@ -123,6 +131,7 @@ async def add_member(request: Request, caller: Admin) -> Response:
 
 
 @router.patch("/{org_id}/members/{user_id}", openapi_extra=json_body(UpdateMemberRequest))
+@returns(Member, errors=(422,))
 async def update_member(request: Request, caller: Owner, user_id: str) -> Response:
     """Change a member's role (owner only); 422 if it would demote the last owner."""
     req = await body(request, UpdateMemberRequest)
@@ -139,6 +148,7 @@ async def update_member(request: Request, caller: Owner, user_id: str) -> Respon
 
 
 @router.delete("/{org_id}/members/{user_id}")
+@returns(None, 204, errors=(422,))
 async def remove_member(request: Request, caller: Admin, user_id: str) -> Response:
     """Remove a member (admin+; an owner only by another owner): 204.
 

@@ -19,10 +19,10 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import Caller, parse_uuid
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.routes._org_scoped import OrgMember, active_org, app_state, json_or_404
-from schemas.automations import ResolveRun, RunEventList, RunList
+from schemas.automations import ResolveRun, Run, RunEventList, RunList
 from store import attention
 from store import run_events as history
 from store import runs as store
@@ -37,6 +37,7 @@ def _user(caller: Caller) -> uuid.UUID:
 
 
 @router.get("")
+@returns(RunList, errors=(404,))
 async def list_runs(
     request: Request,
     caller: OrgMember,
@@ -60,6 +61,7 @@ async def list_runs(
 
 
 @router.get("/attention")
+@returns(RunList)
 async def attention_inbox(request: Request, caller: OrgMember) -> Response:
     """Failed, needs_human and timed_out runs of the last 7 days, newest first."""
     async with app_state(request).pool.acquire() as conn:
@@ -74,12 +76,14 @@ async def _run(request: Request, caller: Caller, run_id: uuid.UUID) -> Response:
 
 
 @router.get("/{run_id}")
+@returns(Run)
 async def get_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """One run of the org."""
     return await _run(request, caller, parse_uuid(run_id, "run"))
 
 
 @router.get("/{run_id}/events")
+@returns(RunEventList)
 async def run_events(request: Request, caller: OrgMember, run_id: str) -> Response:
     """The run's history, oldest first."""
     target = parse_uuid(run_id, "run")
@@ -95,6 +99,7 @@ def _conflict(exc: attention.AssignmentConflict) -> ApiError:
 
 
 @router.post("/{run_id}/claim")
+@returns(Run, errors=(409,))
 async def claim_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Claim the run for yourself (idempotent); 409 if someone else holds it."""
     target = parse_uuid(run_id, "run")
@@ -109,6 +114,7 @@ async def claim_run(request: Request, caller: OrgMember, run_id: str) -> Respons
 
 
 @router.post("/{run_id}/unclaim")
+@returns(Run, errors=(409,))
 async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Release your claim (admins may release anyone's); 409 if someone else holds it."""
     target = parse_uuid(run_id, "run")
@@ -125,6 +131,7 @@ async def unclaim_run(request: Request, caller: OrgMember, run_id: str) -> Respo
 
 
 @router.post("/{run_id}/resolve", openapi_extra=json_body(ResolveRun))
+@returns(Run, errors=(409,))
 async def resolve_run(request: Request, caller: OrgMember, run_id: str) -> Response:
     """Close an attention run as succeeded or failed with a note."""
     req = await body(request, ResolveRun)

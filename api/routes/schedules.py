@@ -17,7 +17,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import parse_uuid
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.routes._org_scoped import (
     OrgMember,
@@ -27,7 +27,7 @@ from api.routes._org_scoped import (
     require_automation_in_org,
 )
 from core import cron
-from schemas.automations import CreateSchedule, ScheduleList, UpdateSchedule
+from schemas.automations import CreateSchedule, Schedule, ScheduleList, UpdateSchedule
 from store import schedules as store
 
 router = APIRouter(prefix="/api/schedules", tags=["schedules"])
@@ -42,6 +42,7 @@ def _next_run(expression: str, timezone: str) -> datetime:
 
 
 @router.get("")
+@returns(ScheduleList, errors=(404,))
 async def list_schedules(
     request: Request, caller: OrgMember, automation_id: Annotated[str | None, Query()] = None
 ) -> Response:
@@ -53,6 +54,7 @@ async def list_schedules(
 
 
 @router.post("", openapi_extra=json_body(CreateSchedule))
+@returns(Schedule, 201)
 async def create_schedule(request: Request, caller: OrgMember) -> Response:
     """Create a schedule: 201 with its next run."""
     req = await body(request, CreateSchedule)
@@ -72,6 +74,7 @@ async def create_schedule(request: Request, caller: OrgMember) -> Response:
 
 
 @router.get("/{schedule_id}")
+@returns(Schedule)
 async def get_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
     """One schedule of the org."""
     target = parse_uuid(schedule_id, "schedule")
@@ -81,6 +84,7 @@ async def get_schedule(request: Request, caller: OrgMember, schedule_id: str) ->
 
 
 @router.patch("/{schedule_id}", openapi_extra=json_body(UpdateSchedule))
+@returns(Schedule)
 async def update_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
     """Change name, cron, time zone or enabled; the next run is recomputed."""
     req = await body(request, UpdateSchedule)
@@ -102,6 +106,7 @@ async def update_schedule(request: Request, caller: OrgMember, schedule_id: str)
 
 
 @router.delete("/{schedule_id}")
+@returns(None, 204)
 async def delete_schedule(request: Request, caller: OrgMember, schedule_id: str) -> Response:
     """Delete a schedule: 204."""
     target = parse_uuid(schedule_id, "schedule")

@@ -26,12 +26,14 @@ from actors import session_client
 from actors.session_client import NothingToPause
 from api.deps import Caller, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import returns
 from api.responses import json_response
 from api.routes.sessions import actor_errors, load_session
 from api.state import AppState
 from artifacts.store import ArtifactError, ArtifactNotFound, ArtifactStore
 from schemas.sessions import (
     PauseResponse,
+    SessionView,
     SnapshotResponse,
     VerificationMedia,
     VerificationMediaList,
@@ -64,6 +66,7 @@ def _stopped() -> ApiError:
 
 
 @router.post("/{session_id}/pause")
+@returns(PauseResponse, errors=(409,))
 async def pause(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Snapshot and stop the sandbox; the session is paused (manual) and its actor exits."""
     record = await load_session(request, caller, session_id)
@@ -95,6 +98,7 @@ def _paused(session_id: uuid.UUID, snapshot_id: str | None) -> PauseResponse:
 
 
 @router.post("/{session_id}/resume")
+@returns(SessionView, errors=(409,))
 async def resume(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Boot the session's sandbox (from its snapshot) and wait until it runs."""
     record = await load_session(request, caller, session_id)
@@ -108,6 +112,7 @@ async def resume(request: Request, session_id: str, caller: OrgMember) -> Respon
 
 
 @router.post("/{session_id}/snapshot")
+@returns(SnapshotResponse, errors=(409,))
 async def snapshot(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Save the running sandbox's files (the sandbox keeps running); returns the id."""
     record = await load_session(request, caller, session_id)
@@ -133,6 +138,7 @@ def _media_prefix(session_id: uuid.UUID) -> str:
 
 
 @router.get("/{session_id}/verification-media")
+@returns(VerificationMediaList)
 async def verification_media(request: Request, session_id: str, caller: OrgMember) -> Response:
     """The files the agent's ``verify`` tool uploaded, with download URLs."""
     record = await load_session(request, caller, session_id)

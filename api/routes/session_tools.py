@@ -21,7 +21,7 @@ from actors import session_client
 from actors.session_client import SessionGone, SessionStopped, SessionUnavailable
 from api.body import body, field_of
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.state import AppState
 from schemas.tools import TOOL_ALIASES, TOOL_ARGS, ToolCallRequest, ToolCallResponse, ToolName
@@ -47,6 +47,7 @@ def _tool_name(name: str) -> ToolName:
 
 
 @router.post("/{session_id}/tools/{tool}", openapi_extra=json_body(ToolCallRequest))
+@returns(ToolCallResponse, errors=(403, 409, 503))
 async def tool_callback(request: Request, session_id: str, tool: str) -> Response:
     """Run (or replay) one tool call for the sandbox."""
     state: AppState = request.app.state.warren

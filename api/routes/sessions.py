@@ -31,7 +31,7 @@ from actors.session_client import SessionGone, SessionStopped, SessionUnavailabl
 from api.body import convert, decode, read_body
 from api.deps import Caller, parse_uuid, require_active_org, require_caller, require_service
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.repo_urls import check_repos
 from api.responses import json_response
 from api.state import AppState
@@ -47,6 +47,7 @@ from schemas.sessions import (
     SessionListQuery,
     SessionRecord,
     SessionStatusResponse,
+    SessionView,
     client_status,
 )
 from store import sessions as session_store
@@ -146,6 +147,7 @@ async def _idempotent(
 
 
 @router.post("", openapi_extra=json_body(CreateSessionRequest))
+@returns(CreateSessionResponse, 201)
 async def create_session(request: Request, caller: OrgMember) -> Response:
     """Create a session (201). ``sandbox_mode: immediate`` starts booting it now."""
     assert caller.org_id is not None
@@ -193,6 +195,7 @@ async def create_session(request: Request, caller: OrgMember) -> Response:
 
 
 @router.get("")
+@returns(SessionList)
 async def list_sessions(request: Request, caller: OrgMember) -> Response:
     """The org's sessions, newest first (filters: status, client_type, created_by)."""
     assert caller.org_id is not None
@@ -213,12 +216,14 @@ async def list_sessions(request: Request, caller: OrgMember) -> Response:
 
 
 @router.get("/{session_id}")
+@returns(SessionView)
 async def get_session(request: Request, session_id: str, caller: OrgMember) -> Response:
     """One session."""
     return json_response((await load_session(request, caller, session_id)).view())
 
 
 @router.patch("/{session_id}", openapi_extra=json_body(RenameSessionRequest))
+@returns(SessionView)
 async def rename_session(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Rename; connected clients get ``title_update``."""
     record = await load_session(request, caller, session_id)
@@ -237,6 +242,7 @@ async def rename_session(request: Request, session_id: str, caller: OrgMember) -
 
 
 @router.delete("/{session_id}")
+@returns(None, 204)
 async def delete_session(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Terminate the sandbox (if any), stop the actor and delete the session (204)."""
     record = await load_session(request, caller, session_id)
@@ -254,6 +260,7 @@ async def delete_session(request: Request, session_id: str, caller: OrgMember) -
 
 
 @router.post("/{session_id}/message", openapi_extra=json_body(SendMessageRequest))
+@returns(SendMessageResponse, 202, errors=(409,))
 async def send_message(request: Request, session_id: str, caller: AnyCaller) -> Response:
     """Prompt the agent (202 once OpenCode accepted it; boots the sandbox if needed)."""
     record = await load_session(request, caller, session_id)
@@ -289,6 +296,7 @@ async def send_message(request: Request, session_id: str, caller: AnyCaller) -> 
 
 
 @router.get("/{session_id}/status")
+@returns(SessionStatusResponse)
 async def session_status(request: Request, session_id: str, caller: AnyCaller) -> Response:
     """``{state running|terminated, status, terminated_at, reason}``."""
     record = await load_session(request, caller, session_id)
@@ -304,6 +312,7 @@ async def session_status(request: Request, session_id: str, caller: AnyCaller) -
 
 
 @router.post("/{session_id}/cancel")
+@returns(Accepted)
 async def cancel(request: Request, session_id: str, caller: AnyCaller) -> Response:
     """Abort the agent's current work (``accepted`` false when nothing ran)."""
     record = await load_session(request, caller, session_id)
@@ -313,6 +322,7 @@ async def cancel(request: Request, session_id: str, caller: AnyCaller) -> Respon
 
 
 @router.post("/{session_id}/heartbeat")
+@returns(Accepted)
 async def heartbeat(request: Request, session_id: str, caller: AnyCaller) -> Response:
     """Record activity: the live actor's idle grace starts over (no actor: nothing to keep)."""
     record = await load_session(request, caller, session_id)
@@ -323,6 +333,7 @@ async def heartbeat(request: Request, session_id: str, caller: AnyCaller) -> Res
 
 
 @router.post("/{session_id}/eager-start")
+@returns(Accepted, 202)
 async def eager_start(request: Request, session_id: str, caller: Service) -> Response:
     """Boot the sandbox now, in the background; the initial prompt follows (202)."""
     record = await load_session(request, caller, session_id)

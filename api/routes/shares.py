@@ -21,6 +21,7 @@ from yarl import URL
 
 from api.deps import Caller, parse_uuid, require_active_org
 from api.errors import ApiError, not_found
+from api.openapi import returns
 from api.proxy_activity import proxy_activity
 from api.proxy_http import forward, location_rewriter, raw_rest, redact_path
 from api.proxy_targets import check_port, exposed_port, require_running
@@ -64,6 +65,8 @@ async def _owned_session(request: Request, caller: Caller, session_id: str) -> S
 
 
 @router.post("/api/sessions/{session_id}/share")
+@returns(ShareCreated, 201)
+@returns(ShareCreated)
 async def create_share(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Share the session publicly (read-only)."""
     record = await _owned_session(request, caller, session_id)
@@ -80,6 +83,7 @@ async def create_share(request: Request, session_id: str, caller: OrgMember) -> 
 
 
 @router.delete("/api/sessions/{session_id}/share")
+@returns(None, 204)
 async def revoke_share(request: Request, session_id: str, caller: OrgMember) -> Response:
     """Revoke the session's share: its link stops working at once."""
     record = await _owned_session(request, caller, session_id)

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from api.body import body
 from api.deps import parse_uuid
 from api.errors import ApiError, not_found
-from api.openapi import json_body
+from api.openapi import json_body, returns
 from api.responses import json_response
 from api.routes._org_scoped import (
     OrgMember,
@@ -45,6 +45,7 @@ from integrations.registry import (
 from schemas.automations import (
     CreatedTrigger,
     CreateTrigger,
+    Trigger,
     TriggerEventList,
     TriggerList,
     UpdateTrigger,
@@ -145,6 +146,7 @@ async def _bind_connection(
 
 
 @router.get("")
+@returns(TriggerList, errors=(404,))
 async def list_triggers(
     request: Request, caller: OrgMember, automation_id: Annotated[str | None, Query()] = None
 ) -> Response:
@@ -156,6 +158,7 @@ async def list_triggers(
 
 
 @router.post("", openapi_extra=json_body(CreateTrigger))
+@returns(CreatedTrigger, 201)
 async def create_trigger(request: Request, caller: OrgMember) -> Response:
     """Create a trigger: 201 with the webhook secret, the only time it is shown."""
     req = await body(request, CreateTrigger)
@@ -170,6 +173,7 @@ async def create_trigger(request: Request, caller: OrgMember) -> Response:
 
 
 @router.get("/{trigger_id}")
+@returns(Trigger)
 async def get_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """One trigger of the org (never its secret)."""
     target = parse_uuid(trigger_id, "trigger")
@@ -179,6 +183,7 @@ async def get_trigger(request: Request, caller: OrgMember, trigger_id: str) -> R
 
 
 @router.patch("/{trigger_id}", openapi_extra=json_body(UpdateTrigger))
+@returns(Trigger)
 async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """Change name, enabled, filters, cron, time zone, poll token or connection."""
     req = await body(request, UpdateTrigger)
@@ -214,6 +219,7 @@ async def update_trigger(request: Request, caller: OrgMember, trigger_id: str) -
 
 
 @router.delete("/{trigger_id}")
+@returns(None, 204)
 async def delete_trigger(request: Request, caller: OrgMember, trigger_id: str) -> Response:
     """Delete a trigger with its events (and their runs): 204."""
     target = parse_uuid(trigger_id, "trigger")
@@ -224,6 +230,7 @@ async def delete_trigger(request: Request, caller: OrgMember, trigger_id: str) -
 
 
 @router.get("/{trigger_id}/events")
+@returns(TriggerEventList)
 async def list_trigger_events(
     request: Request,
     caller: OrgMember,

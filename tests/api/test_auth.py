@@ -13,6 +13,7 @@ from core.settings import Settings
 from security import tokens
 from tests.api.accounts import PASSWORD, assert_error, call, sign_up
 from tests.api.conftest import AccountFactory, ClientFactory
+from tests.security.test_passwords import legacy_scrypt_hash
 
 
 def _session_cookie_header(resp: aiohttp.ClientResponse) -> str:
@@ -277,3 +278,36 @@ async def test_sign_up_then_sign_in_on_same_client_replaces_session(
         "SELECT count(*) FROM auth_sessions WHERE user_id = $1", uuid.UUID(acct.user_id)
     )
     assert count == 1
+
+
+async def test_sign_up_stores_an_argon2id_hash(account: AccountFactory, db: asyncpg.Pool) -> None:
+    acct = await account()
+    stored = await db.fetchval(
+        "SELECT password_hash FROM users WHERE id = $1", uuid.UUID(acct.user_id)
+    )
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+async def test_sign_in_rehashes_an_old_scrypt_hash_to_argon2id(
+    account: AccountFactory, new_client: ClientFactory, db: asyncpg.Pool
+) -> None:
+    acct = await account()
+    user_id = uuid.UUID(acct.user_id)
+    old = legacy_scrypt_hash(PASSWORD)
+    await db.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, old)
+
+    wrong = {"email": acct.email, "password": "not the password"}
+    status, _ = await call(new_client(), "POST", "/api/auth/sign-in", json=wrong)
+    assert status == 401
+    assert await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id) == old
+
+    client = new_client()
+    payload = {"email": acct.email, "password": PASSWORD}
+    status, body = await call(client, "POST", "/api/auth/sign-in", json=payload)
+    assert status == 200, body
+    stored = await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    # The new hash is the password's: signing in again works, and leaves it alone.
+    status, _ = await call(new_client(), "POST", "/api/auth/sign-in", json=payload)
+    assert status == 200
+    assert await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id) == stored

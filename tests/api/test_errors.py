@@ -3,7 +3,7 @@ never a 500.
 
 Status policy, as tested here:
 - 400: malformed JSON, a non-object body, a wrong type, a missing or unknown field (``field``
-  names it), a malformed header value;
+  names it), a malformed header value, a NUL in any body, query or path text;
 - 401: no or invalid credentials; 403: authenticated but not allowed;
 - 404: unknown route, or a resource the caller cannot see (a malformed id included);
 - 409: conflicts with existing state (duplicate email, already a member);
@@ -98,7 +98,7 @@ async def test_malformed_ids_in_paths_are_404(account: AccountFactory) -> None:
     for method, path in [
         ("DELETE", "/api/api-keys/xyz"),
         ("DELETE", f"/api/orgs/{acct.org_id}/members/xyz"),
-        ("PATCH", f"/api/orgs/{acct.org_id}/members/%00"),
+        ("PATCH", f"/api/orgs/{acct.org_id}/members/%01"),
     ]:
         status, body = await call(acct.client, method, path, json={"role": "member"})
         assert status == 404, (method, path, body)
@@ -207,3 +207,20 @@ async def test_junk_bodies_are_400_never_500(account: AccountFactory) -> None:
             status, body = await _raw(acct.client, method, path, junk)
             assert status == 400, (method, path, junk[:40], body)
             assert_error(body)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/orgs", "GET, POST"),
+        ("PUT", "/api/orgs/00000000-0000-0000-0000-000000000000", "GET, PATCH"),
+        ("DELETE", "/api/auth/sign-in", "POST"),
+    ],
+)
+async def test_405_allows_every_method_of_the_path(
+    http: aiohttp.ClientSession, method: str, path: str, allow: str
+) -> None:
+    async with http.request(method, path) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == allow
+        assert_error(await resp.json(), "method_not_allowed")

@@ -1,9 +1,11 @@
-"""``GET /openapi.json``: the routes with the request bodies handlers decode themselves."""
+"""``GET /openapi.json``: request bodies, success answers, error statuses and credentials,
+as the routes really use them."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import aiohttp
 import msgspec
@@ -11,6 +13,7 @@ import pytest
 
 from api.openapi import json_body
 from schemas.auth import SignUpRequest as RealSignUp
+from schemas.sessions import ClientMessage, ServerMessage
 
 # Routes whose handlers decode a JSON body (method, path): each must document it.
 WITH_BODY = [
@@ -107,3 +110,105 @@ def test_two_structs_of_one_name_are_refused() -> None:
 
     with pytest.raises(ValueError, match="SignUpRequest"):
         json_body(SignUpRequest)
+
+
+async def test_security_schemes_are_declared_and_required_per_route(spec: dict[str, Any]) -> None:
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["session_cookie"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "warren_session",
+        "description": schemes["session_cookie"]["description"],
+    }
+    assert schemes["api_key"]["type"] == "http" and schemes["api_key"]["scheme"] == "bearer"
+    paths = spec["paths"]
+    assert paths["/api/auth/sign-up"]["post"]["security"] == []
+    assert paths["/healthz"]["get"]["security"] == []
+    assert paths["/api/orgs/{org_id}"]["get"]["security"] == [
+        {"session_cookie": []},
+        {"api_key": []},
+    ]
+    # Keys are minted from a browser session only.
+    assert paths["/api/orgs"]["post"]["security"] == [{"session_cookie": []}]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for requirement in operation["security"]:
+                assert set(requirement) <= set(schemes), (method, path)
+
+
+def _answer(spec: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
+    found: dict[str, Any] = spec["paths"][path][method]["responses"][str(status)]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "schema", "fields"),
+    [
+        ("post", "/api/auth/sign-up", 201, "SignUpResponse", {"user", "org"}),
+        ("post", "/api/auth/sign-in", 200, "MeResponse", {"user", "active_org", "orgs"}),
+        ("post", "/api/orgs", 201, "Org", {"id", "name", "slug"}),
+        ("get", "/api/orgs/{org_id}/members", 200, "MemberList", {"members"}),
+        ("post", "/api/api-keys", 201, "CreatedApiKey", {"id", "key", "prefix"}),
+        ("get", "/api/api-keys", 200, "ApiKeyList", {"api_keys"}),
+    ],
+)
+async def test_success_answers_carry_the_struct_schema(
+    spec: dict[str, Any], method: str, path: str, status: int, schema: str, fields: set[str]
+) -> None:
+    answer = _answer(spec, method, path, status)
+    ref = answer["content"]["application/json"]["schema"]["$ref"]
+    assert ref == f"#/components/schemas/{schema}"
+    assert fields <= set(_resolve(spec, ref)["properties"])
+    if status != 200:
+        assert "200" not in spec["paths"][path][method]["responses"]
+
+
+async def test_real_error_statuses_use_the_error_schema(spec: dict[str, Any]) -> None:
+    responses = spec["paths"]["/api/orgs/{org_id}/members"]["post"]["responses"]
+    assert set(responses) == {"201", "400", "401", "403", "404", "409", "413"}
+    for status in ("400", "401", "403", "404", "409", "413"):
+        ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
+        assert _resolve(spec, ref)["properties"]["error"]
+    assert set(spec["paths"]["/api/auth/sign-in"]["post"]["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "413",
+        "429",
+    }
+    delete = spec["paths"]["/api/api-keys/{key_id}"]["delete"]["responses"]["204"]
+    assert "content" not in delete
+
+
+async def test_every_error_answer_is_warrens_error_shape(spec: dict[str, Any]) -> None:
+    # FastAPI's own 422 (HTTPValidationError) is gone: bad input is Warren's 400.
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                # /readyz's 503 is its status report (which check failed), by design.
+                if status.startswith(("4", "5")) and path != "/readyz":
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (
+                        method,
+                        path,
+                        status,
+                    )
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def _ws_section() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("## The session WebSocket")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+@pytest.mark.parametrize("union", [ServerMessage, ClientMessage], ids=["server", "client"])
+def test_readme_documents_every_websocket_message(union: Any) -> None:
+    section = _ws_section()
+    for struct in get_args(union):
+        tag = struct.__struct_config__.tag
+        row = next((line for line in section.splitlines() if line.startswith(f"| `{tag}` |")), None)
+        assert row is not None, f"README's WebSocket section lacks `{tag}`"
+        for field in msgspec.structs.fields(struct):
+            if field.name != "seq":
+                assert f"`{field.name}" in row, (tag, field.name)

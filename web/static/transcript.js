@@ -1,7 +1,10 @@
 // The transcript: messages and their parts, folded from server events into the DOM.
 //
 // Every piece of text from the server (prompts, model output, tool arguments and results)
-// is set with textContent / Text nodes, never parsed as HTML.
+// is set with textContent / Text nodes, never parsed as HTML. The agent's text is markdown,
+// rendered by markdown.js, which builds elements from a fixed list around Text nodes.
+
+import { render as renderMarkdown } from "./markdown.js";
 
 const ROLE_LABELS = { user: "You", assistant: "Agent" };
 const TOOL_STATUS_LABELS = {
@@ -63,7 +66,7 @@ class MessageView {
   textPart(partId) {
     let part = this.parts.get(partId);
     if (!part || part.kind !== "text") {
-      part = new TextPartView(partId);
+      part = new TextPartView(partId, this.role === "assistant");
       this.parts.set(partId, part);
       this.body.append(part.node);
     }
@@ -71,23 +74,37 @@ class MessageView {
   }
 }
 
-/** A text part; streamed tokens are appended to a single Text node. */
+/** A text part: the agent's as rendered markdown (re-rendered as tokens stream in), a
+ * person's as plain text in a single Text node. */
 class TextPartView {
-  constructor(id) {
+  constructor(id, markdown) {
     this.kind = "text";
     this.id = id;
-    this.node = el("div", "part-text");
+    this.markdown = markdown;
+    this.source = "";
+    this.node = el("div", markdown ? "part-text part-markdown" : "part-text");
     this.node.dataset.partId = id;
     this.text = document.createTextNode("");
     this.node.append(this.text);
   }
 
   append(token) {
-    this.text.appendData(token);
+    if (!this.markdown) {
+      this.text.appendData(token);
+      return;
+    }
+    this.source += token;
+    this.node.replaceChildren(renderMarkdown(this.source));
   }
 
   set(text) {
-    if (this.text.data !== text) this.text.data = text;
+    if (!this.markdown) {
+      if (this.text.data !== text) this.text.data = text;
+      return;
+    }
+    if (this.source === text && this.node.firstChild !== this.text) return;
+    this.source = text;
+    this.node.replaceChildren(renderMarkdown(text));
   }
 }
 
