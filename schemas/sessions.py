@@ -240,10 +240,22 @@ class Status(_Server, tag="status", frozen=True, kw_only=True):
 
 
 class Error(_Server, tag="error", frozen=True, kw_only=True):
-    """Something failed: the agent, the sandbox, or a client request (seq 0)."""
+    """Something failed: the agent, the sandbox, or a client request (seq 0; ``client_id``
+    names the failed request when it carried one, so the client stops resending it)."""
 
     message: str
     code: str | None = None
+    client_id: str | None = None
+
+
+class ClientAck(_Server, tag="client_ack", frozen=True, kw_only=True):
+    """Warren extension: the request with this ``client_id`` was applied (a prompt: stored
+    and delivered to the agent, under ``message_id``). A client resends what it sent but saw
+    no ack for after a reconnect; a resent id is applied once (``duplicate`` true)."""
+
+    client_id: str
+    message_id: str | None = None
+    duplicate: bool = False
 
 
 class Pong(_Server, tag="pong", frozen=True, kw_only=True):
@@ -354,6 +366,7 @@ ServerMessage = (
     | MessageCancelled
     | Status
     | Error
+    | ClientAck
     | Pong
     | SnapshotResult
     | PreviewUrl
@@ -385,10 +398,16 @@ def with_seq(payload: bytes, seq: int) -> bytes:
 # --- client → server ------------------------------------------------------------------------
 
 
+ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
 class _Client(
     msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True
 ):
-    """Base of every client → server message."""
+    """Base of every client → server message. With a ``client_id`` the server answers
+    ``client_ack`` once the request is applied, and applies a resent id once."""
+
+    client_id: ClientId | None = None
 
 
 class Ping(_Client, tag="ping", frozen=True, kw_only=True):

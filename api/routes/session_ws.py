@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import msgspec
@@ -51,6 +51,7 @@ from actors.session_client import (
     cursor_is_retained,
     subscribe_events,
 )
+from api.body import nul_field
 from api.deps import require_ws_user
 from api.errors import ApiError
 from api.state import AppState
@@ -65,6 +66,7 @@ from schemas.git import GitResult, GitState
 from schemas.sessions import (
     Ack,
     Cancel,
+    ClientAck,
     ClientMessage,
     Error,
     GetGitStatus,
@@ -96,6 +98,9 @@ ACK_WINDOW = 4096
 """Events a client that sends ``ack`` may be behind before it is too slow (close 4008)."""
 HEARTBEAT_SECONDS = 10.0
 """How often the socket tells the actor it is still connected."""
+APPLIED_IDS_PER_REPLICA = 10_000
+"""Client ids of applied non-prompt requests a replica remembers (prompts are deduplicated
+durably by their message id instead)."""
 CLOSE_SLOW = 4008
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -108,6 +113,24 @@ _GIT_REQUESTS = (GetGitStatus, GitCreateBranch, GitCommitRequest, GitPush, GitCr
 
 class SlowConsumer(Exception):
     """The client's send queue overflowed."""
+
+
+_applied: OrderedDict[tuple[str, str], None] = OrderedDict()
+"""(session id, client id) of non-prompt requests this replica applied: a resend after a
+reconnect is acknowledged, not applied again (a cancel or a commit must not run twice)."""
+_draining: set[asyncio.Task[None]] = set()
+"""Prompt lanes of closed sockets, still delivering the prompts their clients sent."""
+
+
+def _first_application(session_id: str, client_id: str) -> bool:
+    key = (session_id, client_id)
+    if key in _applied:
+        _applied.move_to_end(key)
+        return False
+    _applied[key] = None
+    if len(_applied) > APPLIED_IDS_PER_REPLICA:
+        _applied.popitem(last=False)
+    return True
 
 
 class SessionSocket:
@@ -133,7 +156,10 @@ class SessionSocket:
         self.slow = asyncio.Event()
         self.acked: int | None = None
         self.unacked: deque[int] = deque()
-        self._prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+        self._prompts: asyncio.Queue[tuple[Prompt, str]] = asyncio.Queue()
+        self._prompt_lane_task: asyncio.Task[None] | None = None
+        self.closed = False
+        self._delivering = False
         self._git: asyncio.Queue[GetGitStatus | GitRequest] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -216,7 +242,7 @@ class SessionSocket:
             self.session_id, self.state.settings, "client_connected", self.conn_id
         )
         self._tasks.append(asyncio.create_task(self._heartbeat()))
-        self._tasks.append(asyncio.create_task(self._prompt_lane()))
+        self._prompt_lane_task = asyncio.create_task(self._prompt_lane())
         self._tasks.append(asyncio.create_task(self._git_lane()))
 
     async def _heartbeat(self) -> None:
@@ -242,12 +268,13 @@ class SessionSocket:
         return await session_client.call_actor(self.actor, method, *args)
 
     async def _prompt_lane(self) -> None:
-        # Prompts go one at a time, in order; other requests don't wait behind them.
-        while True:
-            prompt = await self._prompts.get()
+        # Prompts go one at a time, in order; other requests don't wait behind them. After
+        # the socket closes the lane still delivers what its client sent, then ends.
+        while not (self.closed and self._prompts.empty()):
+            prompt, message_id = await self._prompts.get()
             if self.actor is None:
                 continue
-            message_id = session_client.new_message_id()
+            self._delivering = True
             try:
                 await self._call_reviving(
                     "prompt",
@@ -258,10 +285,39 @@ class SessionSocket:
                     "web",
                 )
             except SessionStopped:
-                self.reply(Error(message="the session is stopped", code="session_stopped"))
+                self.reply(
+                    Error(
+                        message="the session is stopped",
+                        code="session_stopped",
+                        client_id=prompt.client_id,
+                    )
+                )
             except (SessionGone, RayError) as exc:
                 log.warning("session %s: prompt failed: %s", self.session_id, type(exc).__name__)
-                self.reply(Error(message="sending the prompt failed", code="prompt_failed"))
+                self.reply(
+                    Error(
+                        message="sending the prompt failed",
+                        code="prompt_failed",
+                        client_id=prompt.client_id,
+                    )
+                )
+            else:
+                if prompt.client_id is not None:
+                    self.reply(ClientAck(client_id=prompt.client_id, message_id=message_id))
+            finally:
+                self._delivering = False
+
+    def _drain_prompts(self) -> None:
+        """The socket closed: let the prompt lane deliver what is queued, then end."""
+        self.closed = True
+        lane = self._prompt_lane_task
+        if lane is None or lane.done():
+            return
+        if self._prompts.empty() and not self._delivering:
+            lane.cancel()  # idle, waiting for a prompt that can no longer come
+            return
+        _draining.add(lane)
+        lane.add_done_callback(_draining.discard)
 
     async def _git_lane(self) -> None:
         # One at a time, in order: a push must not overtake the commit sent before it.
@@ -292,16 +348,38 @@ class SessionSocket:
                 self.reply(GitResultEvent.of(out))
 
     async def handle(self, message: Any) -> None:
-        """One client request."""
+        """One client request; with a ``client_id``, acknowledged once applied."""
+        client_id: str | None = message.client_id
+        if isinstance(message, Prompt):
+            if self.actor is None:
+                self.reply(
+                    Error(
+                        message="the session is stopped",
+                        code="session_stopped",
+                        client_id=client_id,
+                    )
+                )
+            else:
+                # A resent client id maps to the same message id, which the actor sends once.
+                message_id = (
+                    session_client.message_id_for_key(self.session_id, "client:" + client_id)
+                    if client_id is not None
+                    else session_client.new_message_id()
+                )
+                self._prompts.put_nowait((message, message_id))
+            return
+        if client_id is not None and not _first_application(self.session_id, client_id):
+            self.reply(ClientAck(client_id=client_id, duplicate=True))
+            return
+        await self._apply(message)
+        if client_id is not None:
+            self.reply(ClientAck(client_id=client_id))
+
+    async def _apply(self, message: Any) -> None:
         if isinstance(message, Ping):
             self.reply(Pong())
         elif isinstance(message, Ack):
             self.ack(message.seq)
-        elif isinstance(message, Prompt):
-            if self.actor is None:
-                self.reply(Error(message="the session is stopped", code="session_stopped"))
-            else:
-                self._prompts.put_nowait(message)
         elif isinstance(message, GetMessages):
             await self.follow(None)
         elif isinstance(message, GetStatus):
@@ -349,6 +427,16 @@ class SessionSocket:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 self.reply(Error(message=f"invalid message: {exc}", code="invalid_message"))
                 continue
+            if (field := nul_field(msgspec.to_builtins(message))) is not None:
+                # Postgres text cannot hold NUL: refuse here, like every HTTP body.
+                self.reply(
+                    Error(
+                        message=f"invalid message: {field or 'a text'} contains a NUL character",
+                        code="invalid_message",
+                        client_id=message.client_id,
+                    )
+                )
+                continue
             try:
                 await self.handle(message)
             except RayError:
@@ -380,6 +468,7 @@ class SessionSocket:
         finally:
             for task in [writer, slow, *([reader] if reader else []), *self._tasks]:
                 task.cancel()
+            self._drain_prompts()
             if self.sub is not None:
                 with contextlib.suppress(Exception):
                     await self.sub.unsubscribe()

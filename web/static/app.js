@@ -277,12 +277,12 @@ function sendPrompt(event) {
   const input = $("prompt-input");
   const content = input.value.trim();
   if (!content || !state.open) return;
-  if (state.open.connection.send({ type: "prompt", content })) {
-    input.value = "";
-    setError("prompt-error", null);
-  } else {
-    setError("prompt-error", "Not connected: your message was not sent.");
-  }
+  const outcome = state.open.connection.request({ type: "prompt", content });
+  input.value = "";
+  setError(
+    "prompt-error",
+    outcome === "queued" ? "Not connected: your message is sent once the connection is back." : null,
+  );
 }
 
 function cancelRun() {

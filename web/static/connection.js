@@ -10,6 +10,11 @@
 // ACK_EVERY_EVENTS events, or ACK_INTERVAL_MS after the first unacked one. A server
 // behind a proxy that buffers without backpressure uses them to notice a client that
 // cannot keep up (close 4008; the client then reconnects with its cursor).
+//
+// Requests: `request(message)` gives the message a `client_id` and keeps it until the server
+// answers `client_ack` (applied) or an `error` naming that id. Whatever is still unanswered
+// when a socket drops is sent again, in order, on the next one; the server applies a resent
+// id once. A request made while disconnected waits for the next connection.
 
 import { ApiError, fetchWsToken } from "./api.js";
 
@@ -29,6 +34,12 @@ export const ACK_INTERVAL_MS = 1000;
  * refused token request ends the retries.)
  */
 const FATAL_CLOSE_CODES = new Set([1008, 4400, 4403, 4404]);
+
+/** A fresh client id (crypto.randomUUID needs a secure context, which plain http lacks). */
+export function newClientId() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
 
 /** Delay before reconnect attempt `attempt` (0-based): base × 2^attempt, capped. */
 export function backoffDelay(attempt, baseMs = BASE_DELAY_MS, maxMs = MAX_DELAY_MS) {
@@ -74,6 +85,8 @@ export class SessionConnection {
     this._lastHeard = 0;
     this._unacked = 0;
     this._ackTimer = null;
+    /** Requests not answered yet, by client id, in the order they were made. */
+    this.pending = new Map();
   }
 
   /** Open the connection (once). */
@@ -100,6 +113,22 @@ export class SessionConnection {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
     this.socket.send(JSON.stringify(message));
     return true;
+  }
+
+  /**
+   * Send a request that must not be lost: "sent" now, or "queued" until the next connection
+   * (and resent after a reconnect until the server acknowledges it).
+   */
+  request(message) {
+    const withId = { ...message, client_id: newClientId() };
+    this.pending.set(withId.client_id, withId);
+    return this.send(withId) ? "sent" : "queued";
+  }
+
+  _resendPending() {
+    for (const message of this.pending.values()) {
+      if (!this.send(message)) return;
+    }
   }
 
   _setState(state, detail = {}) {
@@ -136,6 +165,7 @@ export class SessionConnection {
       this._lastHeard = Date.now();
       this._startPing();
       this._setState("connected");
+      this._resendPending();
     };
     socket.onmessage = (event) => {
       this._lastHeard = Date.now();
@@ -167,6 +197,7 @@ export class SessionConnection {
       return;
     }
     if (!message || typeof message !== "object" || typeof message.type !== "string") return;
+    if (typeof message.client_id === "string") this.pending.delete(message.client_id);
     const seq = typeof message.seq === "number" ? message.seq : 0;
     if (message.type === "init") {
       this.lastSeq = seq;
