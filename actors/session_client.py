@@ -44,14 +44,8 @@ from actors.session.log import cursor_is_retained, stream_last_seq, subscribe_ev
 from actors.session.runtime import ProviderFactory
 from core.bus import Subjects
 from core.settings import Settings
-from schemas.sessions import (
-    Init,
-    InitConfig,
-    NewSession,
-    SessionLifecycleEvent,
-    SessionRecord,
-    client_status,
-)
+from schemas.session_ws import Init, InitConfig
+from schemas.sessions import NewSession, SessionLifecycleEvent, SessionRecord, client_status
 from store import messages as message_store
 from store import sessions as session_store
 

@@ -12,23 +12,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.sessions import (
-    ImagePart,
-    Message,
+from schemas.session_ws import (
     MessageCancelled,
     MessageComplete,
     MessageEvent,
-    MessageSource,
-    Part,
-    Role,
     ServerMessage,
-    TextPart,
     TextPartComplete,
     Token,
     ToolEnd,
     ToolMetadata,
-    ToolPart,
     ToolStart,
+)
+from schemas.transcript import (
+    ImagePart,
+    Message,
+    MessageSource,
+    Part,
+    Role,
+    TextPart,
+    ToolPart,
     ToolStatus,
 )
 

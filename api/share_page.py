@@ -13,7 +13,8 @@ import hashlib
 from collections.abc import Iterable
 from html import escape
 
-from schemas.sessions import ImagePart, Message, SessionRecord, TextPart, ToolPart, client_status
+from schemas.sessions import SessionRecord, client_status
+from schemas.transcript import ImagePart, Message, TextPart, ToolPart
 
 _STYLE = (
     "body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;"

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TypeAlias
 
 import asyncpg
 import msgspec
 
-from schemas.sessions import Message, Part
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from schemas.transcript import Message, Part
+from store.conn import Conn
 
 
 class UserMessageState(msgspec.Struct, frozen=True, kw_only=True):

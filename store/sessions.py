@@ -1,7 +1,7 @@
-"""Sessions, their tool invocations, Idempotency-Key records and minimal configurations.
+"""Sessions: create, read, list, rename, delete, and the status changes of their life.
 
-Raw SQL over ``sessions``, ``session_tool_invocations``, ``idempotency_keys`` and
-``configurations``. Every query a user can reach takes the ``org_id`` so another org's rows
+Raw SQL over ``sessions`` (tool invocations, Idempotency-Key records and configurations have
+modules of their own). Every query a user can reach takes the ``org_id`` so another org's rows
 are invisible (the API turns "not found" into 404). Queries without an org are for the
 session's own actor and for sandbox/service callers that were authenticated per session.
 """
@@ -11,15 +11,13 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import msgspec
 
 from schemas.sessions import NewSession, SessionRecord
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
-"""Anything that runs a query: a connection (inside a transaction) or the pool."""
+from store.conn import Conn
 
 _COLUMNS = ", ".join(field.name for field in msgspec.structs.fields(SessionRecord))
 _LIVE = "deleted_at IS NULL"
@@ -343,254 +341,6 @@ async def release_initial_prompt(conn: Conn, session_id: uuid.UUID) -> None:
     """Sending the initial prompt failed: let the next attempt send it."""
     await conn.execute(
         "UPDATE sessions SET initial_prompt_sent_at = NULL WHERE id = $1", session_id
-    )
-
-
-# --- tool invocations ----------------------------------------------------------------------
-
-
-class ToolInvocation(msgspec.Struct, frozen=True, kw_only=True):
-    """A recorded tool callback."""
-
-    status: str
-    output: Any
-    error: str | None
-    created_at: datetime
-    completed_at: datetime | None
-
-
-async def begin_tool_invocation(
-    conn: Conn,
-    *,
-    session_id: uuid.UUID,
-    org_id: uuid.UUID,
-    tool_name: str,
-    tool_call_id: str,
-    args: dict[str, Any],
-) -> ToolInvocation | None:
-    """Record a call as executing; None if new, else the existing record (a retry).
-
-    An existing record that is still ``executing`` was left by an actor that died mid-call;
-    its attempt counter is bumped and the caller decides whether to run it again.
-    """
-    inserted = await conn.fetchval(
-        """INSERT INTO session_tool_invocations
-               (session_id, org_id, tool_name, tool_call_id, status, input)
-           VALUES ($1, $2, $3, $4, 'executing', $5)
-           ON CONFLICT (session_id, tool_name, tool_call_id) DO NOTHING
-           RETURNING id""",
-        session_id,
-        org_id,
-        tool_name,
-        tool_call_id,
-        args,
-    )
-    if inserted is not None:
-        return None
-    row = await conn.fetchrow(
-        """UPDATE session_tool_invocations
-           SET attempts = attempts + CASE WHEN status = 'executing' THEN 1 ELSE 0 END
-           WHERE session_id = $1 AND tool_name = $2 AND tool_call_id = $3
-           RETURNING status, output, error, created_at, completed_at""",
-        session_id,
-        tool_name,
-        tool_call_id,
-    )
-    assert row is not None
-    return ToolInvocation(**dict(row))
-
-
-async def finish_tool_invocation(
-    conn: Conn,
-    *,
-    session_id: uuid.UUID,
-    tool_name: str,
-    tool_call_id: str,
-    output: Any,
-    error: str | None,
-    duration_ms: int,
-) -> None:
-    """Record a call's outcome: completed with ``output``, or failed with ``error``."""
-    await conn.execute(
-        """UPDATE session_tool_invocations
-           SET status = CASE WHEN $4::text IS NULL THEN 'completed' ELSE 'failed' END,
-               output = $5, error = $4, duration_ms = $6, completed_at = now()
-           WHERE session_id = $1 AND tool_name = $2 AND tool_call_id = $3""",
-        session_id,
-        tool_name,
-        tool_call_id,
-        error,
-        output,
-        duration_ms,
-    )
-
-
-async def recorded_tool_response(
-    conn: Conn, session_id: uuid.UUID, tool_name: str, tool_call_id: str
-) -> Any:
-    """The stored response of a finished call, or None (never called, or still running)."""
-    return await conn.fetchval(
-        """SELECT output FROM session_tool_invocations
-           WHERE session_id = $1 AND tool_name = $2 AND tool_call_id = $3
-             AND status IN ('completed', 'failed')""",
-        session_id,
-        tool_name,
-        tool_call_id,
-    )
-
-
-async def count_tool_invocations(conn: Conn, session_id: uuid.UUID, tool_name: str) -> int:
-    """How many distinct calls of a tool a session made (audit, tests)."""
-    value: int = await conn.fetchval(
-        "SELECT count(*) FROM session_tool_invocations WHERE session_id = $1 AND tool_name = $2",
-        session_id,
-        tool_name,
-    )
-    return value
-
-
-# --- Idempotency-Key records ---------------------------------------------------------------
-
-
-class IdempotencyHit(msgspec.Struct, frozen=True, kw_only=True):
-    """A key seen before: still in flight, or done with a stored response."""
-
-    in_flight: bool
-    request_hash: str
-    status_code: int | None = None
-    response: Any = None
-
-
-# A request that claimed a key and never finished (its replica died) stops blocking retries.
-ABANDONED_AFTER_SECONDS = 120
-
-
-async def claim_idempotency_key(
-    conn: Conn, org_id: uuid.UUID, scope: str, key: str, request_hash: str
-) -> IdempotencyHit | None:
-    """Claim ``key`` for a new request (None), or report how it was used before."""
-    claimed = await conn.fetchval(
-        """INSERT INTO idempotency_keys (org_id, scope, key, request_hash, status)
-           VALUES ($1, $2, $3, $4, 'in_flight')
-           ON CONFLICT (org_id, scope, key) DO UPDATE
-               SET request_hash = EXCLUDED.request_hash, created_at = now()
-               WHERE idempotency_keys.status = 'in_flight'
-                 AND idempotency_keys.created_at
-                     < now() - make_interval(secs => $5)
-           RETURNING true""",
-        org_id,
-        scope,
-        key,
-        request_hash,
-        ABANDONED_AFTER_SECONDS,
-    )
-    if claimed:
-        return None
-    row = await conn.fetchrow(
-        """SELECT status, request_hash, status_code, response FROM idempotency_keys
-           WHERE org_id = $1 AND scope = $2 AND key = $3""",
-        org_id,
-        scope,
-        key,
-    )
-    assert row is not None
-    return IdempotencyHit(
-        in_flight=row["status"] == "in_flight",
-        request_hash=row["request_hash"],
-        status_code=row["status_code"],
-        response=row["response"],
-    )
-
-
-async def complete_idempotency_key(
-    conn: Conn, org_id: uuid.UUID, scope: str, key: str, status_code: int, response: Any
-) -> None:
-    """Store the response a replay of ``key`` answers with."""
-    await conn.execute(
-        """UPDATE idempotency_keys
-           SET status = 'done', status_code = $4, response = $5, completed_at = now()
-           WHERE org_id = $1 AND scope = $2 AND key = $3""",
-        org_id,
-        scope,
-        key,
-        status_code,
-        response,
-    )
-
-
-async def release_idempotency_key(conn: Conn, org_id: uuid.UUID, scope: str, key: str) -> None:
-    """The request failed: forget the key so a retry runs again."""
-    await conn.execute(
-        """DELETE FROM idempotency_keys
-           WHERE org_id = $1 AND scope = $2 AND key = $3 AND status = 'in_flight'""",
-        org_id,
-        scope,
-        key,
-    )
-
-
-# --- configurations (minimal: what sessions read and the setup tools write) ---------------
-
-
-class ConfigurationRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A ``configurations`` row."""
-
-    id: uuid.UUID
-    org_id: uuid.UUID
-    name: str
-    service_commands: list[dict[str, Any]]
-    active_snapshot_id: str | None
-    sandbox_provider: str | None
-
-
-_CONFIG_COLUMNS = "id, org_id, name, service_commands, active_snapshot_id, sandbox_provider"
-
-
-async def create_configuration(conn: Conn, org_id: uuid.UUID, name: str) -> ConfigurationRecord:
-    """Create a configuration (unique name per org)."""
-    row = await conn.fetchrow(
-        f"INSERT INTO configurations (org_id, name) VALUES ($1, $2) RETURNING {_CONFIG_COLUMNS}",
-        org_id,
-        name,
-    )
-    return msgspec.convert(dict(row), ConfigurationRecord)
-
-
-async def get_configuration(
-    conn: Conn, configuration_id: uuid.UUID, org_id: uuid.UUID
-) -> ConfigurationRecord | None:
-    """The org's configuration, or None."""
-    row = await conn.fetchrow(
-        f"SELECT {_CONFIG_COLUMNS} FROM configurations WHERE id = $1 AND org_id = $2",
-        configuration_id,
-        org_id,
-    )
-    return None if row is None else msgspec.convert(dict(row), ConfigurationRecord)
-
-
-async def set_configuration_snapshot(
-    conn: Conn, configuration_id: uuid.UUID, org_id: uuid.UUID, snapshot_id: str
-) -> None:
-    """Sessions of this configuration start from ``snapshot_id`` from now on."""
-    await conn.execute(
-        """UPDATE configurations SET active_snapshot_id = $3, updated_at = now()
-           WHERE id = $1 AND org_id = $2""",
-        configuration_id,
-        org_id,
-        snapshot_id,
-    )
-
-
-async def set_service_commands(
-    conn: Conn, configuration_id: uuid.UUID, org_id: uuid.UUID, commands: list[dict[str, Any]]
-) -> None:
-    """Replace the configuration's service commands."""
-    await conn.execute(
-        """UPDATE configurations SET service_commands = $3, updated_at = now()
-           WHERE id = $1 AND org_id = $2""",
-        configuration_id,
-        org_id,
-        commands,
     )
 
 

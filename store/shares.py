@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from typing import TypeAlias
 
 import asyncpg
 import msgspec
 
 from schemas.shares import ShareRecord
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from store.conn import Conn
 
 SHARE_ID_BYTES = 24
 _SHARE_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")

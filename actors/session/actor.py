@@ -26,8 +26,9 @@ from actors.session.tools import ToolRunner
 from core.logs import configure_logging
 from core.settings import Settings
 from schemas.git import GitResult, GitState
-from schemas.sessions import ClientInfo, MessageSource, PauseReason
+from schemas.sessions import ClientInfo, PauseReason
 from schemas.tools import ToolCallResponse, ToolName
+from schemas.transcript import MessageSource
 
 EXIT_GRACE_SECONDS = 0.5
 """Delay between a pause's reply and the actor ending."""

@@ -43,26 +43,25 @@ from core import bus
 from core.db import create_pool
 from core.metrics import actor_metrics, lifecycle_metrics
 from core.settings import Settings
-from schemas.sessions import (
-    ClientInfo,
-    ClientStatus,
-    ImagePart,
-    LifecycleKind,
-    Message,
+from schemas.session_ws import (
     MessageCancelled,
     MessageComplete,
     MessageEvent,
-    MessageSource,
-    Part,
     ServerMessage,
-    SessionLifecycleEvent,
-    SessionRecord,
     Status,
-    TextPart,
     TitleUpdate,
     ToolStart,
+)
+from schemas.sessions import (
+    ClientInfo,
+    ClientStatus,
+    LifecycleKind,
+    SessionLifecycleEvent,
+    SessionRecord,
     client_status,
 )
+from schemas.transcript import ImagePart, Message, MessageSource, Part, TextPart
+from store import configurations as configurations_store
 from store import messages as message_store
 from store import sessions as session_store
 
@@ -390,7 +389,7 @@ class SessionCore:
             await self.emit([Status(status="resuming")])
         configuration = None
         if record.configuration_id is not None:
-            configuration = await session_store.get_configuration(
+            configuration = await configurations_store.get_configuration(
                 self.pool, record.configuration_id, record.org_id
             )
         runtime = self.runtime

@@ -33,9 +33,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.transcript import MessageState, TextState, ToolState, Transcript
-from schemas.sessions import (
+from schemas.session_ws import (
     Error,
-    Message,
     MessageCancelled,
     MessageComplete,
     MessageEvent,
@@ -50,6 +49,7 @@ from schemas.sessions import (
     ToolSummaryItem,
     ToolSummaryState,
 )
+from schemas.transcript import Message
 
 ABORTED = "MessageAbortedError"
 INLINE_TEXT_LIMIT = 32 * 1024

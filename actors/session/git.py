@@ -35,7 +35,7 @@ from sandboxes.git_push import push
 from sandboxes.git_repo import Exec, GitError, RepoDir, provider_exec, resolve_repo_dir
 from schemas.git import GitAction, GitResult, GitState
 from schemas.sandbox import ExecResult
-from schemas.sessions import GitCommitRequest, GitCreateBranch, GitCreatePr, GitPush
+from schemas.session_ws import GitCommitRequest, GitCreateBranch, GitCreatePr, GitPush
 from store import sessions as session_store
 from store import users as user_store
 

@@ -36,16 +36,16 @@ from nats.js.errors import APIError, NotFoundError
 from core.backoff import Backoff
 from core.bus import Subjects, declare_streams
 from core.metrics import actor_metrics
-from schemas.sessions import (
+from schemas.session_ws import (
     Error,
-    ImagePart,
     MessageEvent,
     ServerMessage,
-    SessionLifecycleEvent,
     TextPartComplete,
     ToolEnd,
     ToolStart,
 )
+from schemas.sessions import SessionLifecycleEvent
+from schemas.transcript import ImagePart
 
 log = logging.getLogger(__name__)
 

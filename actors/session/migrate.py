@@ -35,7 +35,8 @@ from actors.session.errors import NothingToPause
 from actors.session.pause import pause_session
 from actors.session.runtime import Runtime, sandbox_options
 from core.metrics import lifecycle_metrics
-from schemas.sessions import Error, Status
+from schemas.session_ws import Error, Status
+from store import configurations as configurations_store
 from store import sessions as session_store
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ async def _boot_and_move(
         raise MigrationFailed("the session changed during the migration")
     configuration = None
     if record.configuration_id is not None:
-        configuration = await session_store.get_configuration(
+        configuration = await configurations_store.get_configuration(
             core.pool, record.configuration_id, record.org_id
         )
     opts = msgspec.structs.replace(

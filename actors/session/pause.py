@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from actors.session.errors import NothingToPause, SessionExiting
 from core.metrics import lifecycle_metrics
-from schemas.sessions import PauseReason, Status
+from schemas.session_ws import Status
+from schemas.sessions import PauseReason
 from store import sessions as session_store
 
 if TYPE_CHECKING:

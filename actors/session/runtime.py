@@ -29,7 +29,7 @@ from schemas.sandbox import (
 )
 from schemas.sessions import SessionRecord
 from security import tokens
-from store.sessions import ConfigurationRecord
+from store.configurations import ConfigurationRecord
 
 log = logging.getLogger(__name__)
 

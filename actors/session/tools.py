@@ -27,7 +27,7 @@ import msgspec
 
 from artifacts.store import ArtifactError, ArtifactStore
 from sandboxes.errors import SandboxError
-from schemas.sessions import SnapshotResult
+from schemas.session_ws import SnapshotResult
 from schemas.tools import (
     TOOL_ARGS,
     AutomationCompleteArgs,
@@ -38,7 +38,9 @@ from schemas.tools import (
     ToolName,
     VerifyArgs,
 )
+from store import configurations as configurations_store
 from store import sessions as session_store
+from store import tool_invocations as tool_invocations_store
 
 if TYPE_CHECKING:
     from actors.session.core import SessionCore
@@ -107,7 +109,7 @@ class ToolRunner:
         await self.core.started()
         core = self.core
         assert core.pool is not None and core.record is not None
-        previous = await session_store.begin_tool_invocation(
+        previous = await tool_invocations_store.begin_tool_invocation(
             core.pool,
             session_id=core.sid,
             org_id=core.record.org_id,
@@ -125,7 +127,7 @@ class ToolRunner:
             response = ToolCallResponse(success=False, result=str(exc))
         except (SandboxError, ArtifactError) as exc:
             response = ToolCallResponse(success=False, result=f"{tool} failed: {exc}")
-        await session_store.finish_tool_invocation(
+        await tool_invocations_store.finish_tool_invocation(
             core.pool,
             session_id=core.sid,
             tool_name=tool,
@@ -198,7 +200,7 @@ class ToolRunner:
             raise
         if on_configuration:
             assert record.configuration_id is not None
-            await session_store.set_configuration_snapshot(
+            await configurations_store.set_configuration_snapshot(
                 core.pool, record.configuration_id, record.org_id, snapshot.snapshot_id
             )
         else:
@@ -226,7 +228,7 @@ class ToolRunner:
         if record.configuration_id is None:
             raise ToolFailed("this setup session has no configuration to save commands on")
         commands = [msgspec.to_builtins(c) for c in args.commands]
-        await session_store.set_service_commands(
+        await configurations_store.set_service_commands(
             core.pool, record.configuration_id, record.org_id, commands
         )
         return ToolCallResponse(

@@ -41,7 +41,7 @@ from schemas.automations import (
 from schemas.triggers import TriggerContext
 from security.sealing import seal
 from store import automations as store
-from store import sessions as sessions_store
+from store import configurations as configurations_store
 from store import triggers as triggers_store
 
 router = APIRouter(prefix="/api/automations", tags=["automations"])
@@ -63,7 +63,7 @@ async def _columns(
     config_id = fields.get("default_configuration_id")
     if config_id is not None:
         async with state.pool.acquire() as conn:
-            if await sessions_store.get_configuration(conn, config_id, org_id) is None:
+            if await configurations_store.get_configuration(conn, config_id, org_id) is None:
                 raise ApiError(
                     400,
                     "configuration not found in this org",

@@ -27,6 +27,7 @@ from api.state import AppState
 from schemas.tools import TOOL_ALIASES, TOOL_ARGS, ToolCallRequest, ToolCallResponse, ToolName
 from security import tokens
 from store import sessions as session_store
+from store import tool_invocations as tool_invocations_store
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -69,7 +70,9 @@ async def tool_callback(request: Request, session_id: str, tool: str) -> Respons
     record = await session_store.get_session(state.pool, sid)
     if record is None:
         raise not_found("session")
-    previous = await session_store.recorded_tool_response(state.pool, sid, name, call.tool_call_id)
+    previous = await tool_invocations_store.recorded_tool_response(
+        state.pool, sid, name, call.tool_call_id
+    )
     if previous is not None:
         return json_response(msgspec.convert(previous, ToolCallResponse))
     if record.status == "stopped":

@@ -63,7 +63,7 @@ from core.metrics import (
     SESSION_WS_CLIENTS,
 )
 from schemas.git import GitResult, GitState
-from schemas.sessions import (
+from schemas.session_ws import (
     Ack,
     Cancel,
     ClientAck,
@@ -82,11 +82,10 @@ from schemas.sessions import (
     Pong,
     Prompt,
     SaveSnapshot,
-    SessionRecord,
     Status,
-    client_status,
     with_seq,
 )
+from schemas.sessions import SessionRecord, client_status
 from store import sessions as session_store
 
 log = logging.getLogger(__name__)

@@ -50,6 +50,8 @@ from schemas.sessions import (
     SessionView,
     client_status,
 )
+from store import configurations as configurations_store
+from store import idempotency as idempotency_store
 from store import sessions as session_store
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -120,7 +122,7 @@ async def _idempotent(
         raise ApiError(400, "Idempotency-Key must be 1-200 characters", field="Idempotency-Key")
     pool = _state(request).pool
     digest = hashlib.sha256(raw).hexdigest()
-    hit = await session_store.claim_idempotency_key(pool, org_id, scope, key, digest)
+    hit = await idempotency_store.claim_idempotency_key(pool, org_id, scope, key, digest)
     if hit is not None:
         if hit.request_hash != digest:
             raise ApiError(
@@ -138,9 +140,9 @@ async def _idempotent(
     try:
         status, content = await run()
     except BaseException:
-        await session_store.release_idempotency_key(pool, org_id, scope, key)
+        await idempotency_store.release_idempotency_key(pool, org_id, scope, key)
         raise
-    await session_store.complete_idempotency_key(
+    await idempotency_store.complete_idempotency_key(
         pool, org_id, scope, key, status, msgspec.to_builtins(content)
     )
     return json_response(content, status)
@@ -159,7 +161,9 @@ async def create_session(request: Request, caller: OrgMember) -> Response:
 
     async def run() -> tuple[int, Any]:
         if req.configuration_id is not None:
-            found = await session_store.get_configuration(state.pool, req.configuration_id, org_id)
+            found = await configurations_store.get_configuration(
+                state.pool, req.configuration_id, org_id
+            )
             if found is None:
                 raise ApiError(400, "no such configuration", field="configuration_id")
         agent_config = {"model_id": req.agent_config.model_id} if req.agent_config.model_id else {}

@@ -21,7 +21,7 @@ from artifacts.s3 import S3ArtifactStore
 from core.settings import Settings
 from llm.scripted import run_scripted_model
 from schemas.llm import Script, ScriptRule, ScriptStep, ScriptToolCall
-from store import sessions
+from store import configurations as configurations_store
 from tests.api.accounts import call, sign_up
 from tests.fakes.signing import sign_github
 from tests.fakes.slack import FakeSlack
@@ -128,7 +128,9 @@ async def test_webhook_to_session_to_artifact_and_slack_with_pool_restarts(
 
         me = await sign_up(http, "E2E")
         async with db.acquire() as conn:
-            config = await sessions.create_configuration(conn, uuid.UUID(me.org_id), "e2e")
+            config = await configurations_store.create_configuration(
+                conn, uuid.UUID(me.org_id), "e2e"
+            )
         _, auto = await call(
             http,
             "POST",

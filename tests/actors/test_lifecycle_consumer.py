@@ -15,7 +15,7 @@ from core.bus import Subjects, connect, declare_streams
 from core.settings import Settings
 from schemas.dead_letters import DeadLetter
 from schemas.sessions import LifecycleKind, NewSession, SessionLifecycleEvent
-from store import runs, sessions
+from store import configurations, runs, sessions
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
@@ -29,7 +29,7 @@ async def _running_run(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID, uuid.U
     """(org, run, session) of a run that is running in a session."""
     run = await make_run(pool)
     async with pool.acquire() as conn:
-        config = await sessions.create_configuration(
+        config = await configurations.create_configuration(
             conn, run.org_id, f"cfg-{uuid.uuid4().hex[:6]}"
         )
     session, _ = await sessions.insert_session(

@@ -18,7 +18,7 @@ from actors.runs import SESSION_REVIVALS, RunWorker
 from core.settings import Settings
 from schemas.sessions import NewSession
 from schemas.triggers import GitHubContext, TriggerContext
-from store import run_events, runs, sessions
+from store import configurations, run_events, runs, sessions
 from tests.fixtures.automations import (  # noqa: F401
     eventually,
     iso_pool,
@@ -175,7 +175,9 @@ async def test_restarted_member_drops_its_old_leases(
 
 async def _session(pool: asyncpg.Pool, run: runs.RunRecord, status: str) -> uuid.UUID:
     async with pool.acquire() as conn:
-        config = await sessions.create_configuration(conn, run.org_id, f"c-{uuid.uuid4().hex}")
+        config = await configurations.create_configuration(
+            conn, run.org_id, f"c-{uuid.uuid4().hex}"
+        )
     record, _ = await sessions.insert_session(
         pool,
         NewSession(

@@ -21,15 +21,15 @@ from actors.transcript import Transcript
 from artifacts.factory import artifact_store_from_settings
 from core.bus import Subjects
 from core.settings import Settings
-from schemas.sessions import (
+from schemas.session_ws import (
     MessageComplete,
     MessageEvent,
     ServerMessage,
-    SessionLifecycleEvent,
     SnapshotResult,
     Status,
     Token,
 )
+from schemas.sessions import SessionLifecycleEvent
 from store import messages, sessions
 from tests.actors.conftest import SessionFactory, eventually
 from tests.fakes.opencode import FakeOpenCode, Reply, ToolCall

@@ -11,7 +11,7 @@ import msgspec
 
 from actors.session.events import EventProcessor, coalesce_tokens, snapshot_events
 from actors.transcript import Transcript
-from schemas.sessions import (
+from schemas.session_ws import (
     Error,
     MessageCancelled,
     MessageComplete,

@@ -19,7 +19,7 @@ from actors.session.log import EventLogFenced, read_events
 from actors.session.runtime import ProviderFactory
 from core.bus import Subjects
 from core.settings import Settings
-from schemas.sessions import Error
+from schemas.session_ws import Error
 from tests.actors.conftest import SessionFactory
 
 

@@ -16,7 +16,7 @@ from actors.session.git import (
     with_identity,
 )
 from schemas.sandbox import ExecResult
-from schemas.sessions import GitCommitRequest, GitCreateBranch, GitCreatePr, GitPush
+from schemas.session_ws import GitCommitRequest, GitCreateBranch, GitCreatePr, GitPush
 
 
 def test_only_the_creator_may_change_unless_there_is_none() -> None:

@@ -9,8 +9,8 @@ from actors.session.core import SessionCore
 from actors.session.runtime import ProviderFactory
 from actors.session.tools import ToolRunner
 from core.settings import Settings
-from schemas.sessions import ToolStart
-from store import sessions
+from schemas.session_ws import ToolStart
+from store import configurations as configurations_store
 from tests.actors.conftest import SessionFactory
 from tests.actors.test_session_core import wait_for
 from tests.fakes.opencode import FakeOpenCode
@@ -26,7 +26,7 @@ async def test_save_service_commands_stores_them_on_the_configuration(
 ) -> None:
     probe = await make_session()
     async with pool.acquire() as conn:
-        config = await sessions.create_configuration(conn, probe.org_id, "web app")
+        config = await configurations_store.create_configuration(conn, probe.org_id, "web app")
     record = await make_session(session_type="setup", configuration_id=config.id)
     # make_session creates a new org per call; the configuration must be the session's own.
     async with pool.acquire() as conn:
@@ -44,7 +44,7 @@ async def test_save_service_commands_stores_them_on_the_configuration(
         answer = await tools.call("save_service_commands", "svc-1", {"commands": commands})
         assert answer.success, answer.result
         assert answer.data == {"configurationId": str(config.id), "commandCount": 2}
-        stored = await sessions.get_configuration(pool, config.id, record.org_id)
+        stored = await configurations_store.get_configuration(pool, config.id, record.org_id)
         assert stored is not None
         assert [(c["name"], c["command"]) for c in stored.service_commands] == [
             ("web", "npm run dev"),

@@ -17,7 +17,7 @@ from core.settings import Settings
 from schemas.dead_letters import DeadLetter
 from schemas.sessions import NewSession, SessionLifecycleEvent
 from schemas.triggers import TriggerContext
-from store import runs, sessions, triggers
+from store import configurations, runs, sessions, triggers
 from tests.api.accounts import Account, assert_error, call
 from tests.api.conftest import AccountFactory
 from tests.fixtures.automations import eventually
@@ -118,7 +118,9 @@ async def test_lifecycle_completion_out_of_deliveries_is_parked_and_replay_compl
     org_id = uuid.UUID(owner.org_id)
     run_id = await _running_run_without_session(db, org_id)
     async with db.acquire() as conn:
-        config = await sessions.create_configuration(conn, org_id, f"c-{uuid.uuid4().hex[:6]}")
+        config = await configurations.create_configuration(
+            conn, org_id, f"c-{uuid.uuid4().hex[:6]}"
+        )
     session, _ = await sessions.insert_session(
         db,
         NewSession(

@@ -13,7 +13,7 @@ import pytest
 
 from api.openapi import json_body
 from schemas.auth import SignUpRequest as RealSignUp
-from schemas.sessions import ClientMessage, ServerMessage
+from schemas.session_ws import ClientMessage, ServerMessage
 
 # Routes whose handlers decode a JSON body (method, path): each must document it.
 WITH_BODY = [

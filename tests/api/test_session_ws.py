@@ -21,7 +21,7 @@ import ray
 from actors import session_client
 from actors.transcript import Transcript
 from core.settings import Settings
-from schemas.sessions import ServerMessage
+from schemas.session_ws import ServerMessage
 from security import tokens
 from tests.api.accounts import Account, call
 from tests.api.conftest import AccountFactory

@@ -18,7 +18,7 @@ from core.bus import Subjects, connect
 from core.settings import Settings
 from schemas.sessions import SessionLifecycleEvent
 from security import tokens
-from store import sessions as session_store
+from store import idempotency as idempotency_store
 from tests.api.accounts import Account, assert_error, call
 from tests.api.conftest import AccountFactory
 
@@ -124,7 +124,7 @@ async def test_idempotency_key_replays_and_guards(
     # A first request still running (claimed, no response yet): a duplicate gets 409.
     body = json.dumps({"title": "Busy"}).encode()
     busy = uuid.uuid4().hex
-    claim = await session_store.claim_idempotency_key(
+    claim = await idempotency_store.claim_idempotency_key(
         db, uuid.UUID(owner.org_id), "sessions.create", busy, hashlib.sha256(body).hexdigest()
     )
     assert claim is None

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from core.settings import Settings
-from schemas.sessions import Message, TextPart, ToolPart
+from schemas.transcript import Message, TextPart, ToolPart
 from store import messages as message_store
 from store import orgs
 from store import sessions as session_store

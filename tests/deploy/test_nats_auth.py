@@ -26,7 +26,7 @@ from deploy import cli
 from deploy import state as files
 from deploy.nats import EmbeddedNats
 from deploy.net import free_port
-from schemas.sessions import Error
+from schemas.session_ws import Error
 
 PREFIX = "authtest"
 MAX_BYTES = 8 * 1024**2

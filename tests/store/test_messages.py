@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from schemas.sessions import Message, NewSession, TextPart, ToolPart
+from schemas.sessions import NewSession
+from schemas.transcript import Message, TextPart, ToolPart
 from store import messages, orgs, sessions
 from tests.store.conftest import UserFactory
 

@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 
 from schemas.sessions import NewSession
-from store import orgs, sessions
+from store import configurations, idempotency, orgs, sessions, tool_invocations
 from tests.store.conftest import UserFactory
 
 
@@ -87,8 +87,8 @@ async def test_tool_invocations_record_once(pool: asyncpg.Pool, make_user: UserF
     record, _ = await sessions.insert_session(pool, _new(org_id, user_id))
     args = {"message": "m"}
 
-    async def begin() -> sessions.ToolInvocation | None:
-        return await sessions.begin_tool_invocation(
+    async def begin() -> tool_invocations.ToolInvocation | None:
+        return await tool_invocations.begin_tool_invocation(
             pool,
             session_id=record.id,
             org_id=org_id,
@@ -100,7 +100,7 @@ async def test_tool_invocations_record_once(pool: asyncpg.Pool, make_user: UserF
     assert await begin() is None
     running = await begin()
     assert running is not None and running.status == "executing"
-    await sessions.finish_tool_invocation(
+    await tool_invocations.finish_tool_invocation(
         pool,
         session_id=record.id,
         tool_name="save_snapshot",
@@ -109,28 +109,30 @@ async def test_tool_invocations_record_once(pool: asyncpg.Pool, make_user: UserF
         error=None,
         duration_ms=3,
     )
-    assert await sessions.recorded_tool_response(pool, record.id, "save_snapshot", "c1") == {
+    assert await tool_invocations.recorded_tool_response(
+        pool, record.id, "save_snapshot", "c1"
+    ) == {
         "success": True,
         "result": "ok",
     }
     done = await begin()
     assert done is not None and done.status == "completed" and done.output["result"] == "ok"
-    assert await sessions.count_tool_invocations(pool, record.id, "save_snapshot") == 1
+    assert await tool_invocations.count_tool_invocations(pool, record.id, "save_snapshot") == 1
 
 
 async def test_idempotency_keys(pool: asyncpg.Pool, make_user: UserFactory) -> None:
     org_id, _ = await _org(pool, make_user)
-    assert await sessions.claim_idempotency_key(pool, org_id, "s", "k", "h1") is None
-    hit = await sessions.claim_idempotency_key(pool, org_id, "s", "k", "h1")
+    assert await idempotency.claim_idempotency_key(pool, org_id, "s", "k", "h1") is None
+    hit = await idempotency.claim_idempotency_key(pool, org_id, "s", "k", "h1")
     assert hit is not None and hit.in_flight
-    await sessions.complete_idempotency_key(pool, org_id, "s", "k", 201, {"id": 1})
-    hit = await sessions.claim_idempotency_key(pool, org_id, "s", "k", "h2")
+    await idempotency.complete_idempotency_key(pool, org_id, "s", "k", 201, {"id": 1})
+    hit = await idempotency.claim_idempotency_key(pool, org_id, "s", "k", "h2")
     assert hit is not None and not hit.in_flight and hit.response == {"id": 1}
     assert hit.status_code == 201 and hit.request_hash == "h1"
     # A released key can be claimed again.
-    assert await sessions.claim_idempotency_key(pool, org_id, "s", "k2", "h") is None
-    await sessions.release_idempotency_key(pool, org_id, "s", "k2")
-    assert await sessions.claim_idempotency_key(pool, org_id, "s", "k2", "h") is None
+    assert await idempotency.claim_idempotency_key(pool, org_id, "s", "k2", "h") is None
+    await idempotency.release_idempotency_key(pool, org_id, "s", "k2")
+    assert await idempotency.claim_idempotency_key(pool, org_id, "s", "k2", "h") is None
 
 
 async def test_configuration_snapshot_and_commands(
@@ -138,13 +140,15 @@ async def test_configuration_snapshot_and_commands(
 ) -> None:
     org_id, _ = await _org(pool, make_user)
     other_org, _ = await _org(pool, make_user)
-    config = await sessions.create_configuration(pool, org_id, "web")
-    await sessions.set_configuration_snapshot(pool, config.id, org_id, "snap_1")
-    await sessions.set_service_commands(pool, config.id, org_id, [{"name": "a", "command": "b"}])
-    loaded = await sessions.get_configuration(pool, config.id, org_id)
+    config = await configurations.create_configuration(pool, org_id, "web")
+    await configurations.set_configuration_snapshot(pool, config.id, org_id, "snap_1")
+    await configurations.set_service_commands(
+        pool, config.id, org_id, [{"name": "a", "command": "b"}]
+    )
+    loaded = await configurations.get_configuration(pool, config.id, org_id)
     assert loaded is not None and loaded.active_snapshot_id == "snap_1"
     assert loaded.service_commands == [{"name": "a", "command": "b"}]
-    assert await sessions.get_configuration(pool, config.id, other_org) is None
+    assert await configurations.get_configuration(pool, config.id, other_org) is None
 
 
 async def test_lifecycle_updates(pool: asyncpg.Pool, make_user: UserFactory) -> None:
