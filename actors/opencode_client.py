@@ -43,7 +43,7 @@ class StreamStalled(Exception):
 
 
 class OpenCodeClient:
-    """One OpenCode server (``base_url`` = the sandbox's ``agent_url``)."""
+    """One OpenCode server (``base_url`` = the sandbox's ``opencode_url``)."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """Where a proxy path leads: ``opencode``, ``agent``, ``terminal`` or ``port-<N>`` of a session.
 
-- ``opencode`` → the session's OpenCode (``agent_url``).
-- ``agent`` → the in-sandbox agent (``tools_url``), with the sandbox bearer added here.
+- ``opencode`` → the session's OpenCode (``opencode_url``).
+- ``agent`` → the in-sandbox agent (``sandbox_agent_url``), with the sandbox bearer added here.
 - ``terminal`` → the agent's ``/api/terminal`` WebSocket, with the sandbox bearer.
 - ``port-<N>`` → port N on the sandbox's host (127.0.0.1 for the local provider), allowed
   only when it is the port the sandbox exposed (``GET /api/expose`` of its agent) and is
@@ -70,14 +70,14 @@ def parse_target(value: str) -> Target:
 
 
 def require_running(record: SessionRecord) -> tuple[str, str]:
-    """The session's (agent_url, tools_url), or 409 if it has no running sandbox."""
-    if record.status != "running" or not record.agent_url or not record.tools_url:
+    """The session's (opencode_url, sandbox_agent_url), or 409 if it has no running sandbox."""
+    if record.status != "running" or not record.opencode_url or not record.sandbox_agent_url:
         raise ApiError(
             409,
             f"the session is not running (status {record.status}); start it first",
             code="session_not_running",
         )
-    return record.agent_url, record.tools_url
+    return record.opencode_url, record.sandbox_agent_url
 
 
 def sandbox_bearer(secret_key: str, record: SessionRecord) -> dict[str, str]:
@@ -87,13 +87,13 @@ def sandbox_bearer(secret_key: str, record: SessionRecord) -> dict[str, str]:
 
 async def exposed_port(conn: HTTPConnection, secret_key: str, record: SessionRecord) -> int | None:
     """The port the sandbox exposed for previews, or None (cached briefly)."""
-    _, tools_url = require_running(record)
-    key = (str(record.id), tools_url)
+    _, sandbox_agent_url = require_running(record)
+    key = (str(record.id), sandbox_agent_url)
     cached = _expose_cache.get(key)
     now = time.monotonic()
     if cached is not None and now - cached[0] < EXPOSE_CACHE_SECONDS:
         return cached[1]
-    url = URL(tools_url) / "api" / "expose"
+    url = URL(sandbox_agent_url) / "api" / "expose"
     try:
         async with upstream_client(conn).get(
             url, headers=sandbox_bearer(secret_key, record), timeout=EXPOSE_TIMEOUT
@@ -120,8 +120,8 @@ def _held_by_other_sandbox(data_dir: str, record: SessionRecord, port: int) -> b
     return owner is not None and owner != record.sandbox_id
 
 
-def _port_url(tools_url: str, port: int) -> URL:
-    base = URL(tools_url)
+def _port_url(sandbox_agent_url: str, port: int) -> URL:
+    base = URL(sandbox_agent_url)
     return URL.build(scheme=base.scheme, host=base.host or "127.0.0.1", port=port)
 
 
@@ -129,13 +129,13 @@ async def check_port(
     conn: HTTPConnection, secret_key: str, data_dir: str, record: SessionRecord, port: int
 ) -> URL:
     """The URL of ``port`` in the sandbox if it may be proxied, else 403."""
-    agent_url, tools_url = require_running(record)
-    own = {URL(agent_url).port, URL(tools_url).port}
+    opencode_url, sandbox_agent_url = require_running(record)
+    own = {URL(opencode_url).port, URL(sandbox_agent_url).port}
     if port != await exposed_port(conn, secret_key, record) or port in own:
         raise ApiError(403, f"port {port} is not exposed by this sandbox", code="port_not_exposed")
     if _held_by_other_sandbox(data_dir, record, port):
         raise ApiError(403, f"port {port} is not exposed by this sandbox", code="port_not_exposed")
-    return _port_url(tools_url, port)
+    return _port_url(sandbox_agent_url, port)
 
 
 async def resolve(
@@ -147,13 +147,13 @@ async def resolve(
     path: str,
 ) -> Upstream:
     """The upstream for ``target`` and the rest of the path (already URL-encoded)."""
-    agent_url, tools_url = require_running(record)
+    opencode_url, sandbox_agent_url = require_running(record)
     rest = "/" + path.lstrip("/")
     if target.kind == "opencode":
-        base = agent_url.rstrip("/")
+        base = opencode_url.rstrip("/")
         return Upstream(URL(base + rest, encoded=True), "opencode", base)
     bearer = sandbox_bearer(secret_key, record)
-    base = tools_url.rstrip("/")
+    base = sandbox_agent_url.rstrip("/")
     if target.kind == "agent":
         return Upstream(URL(base + rest, encoded=True), "agent", base, bearer)
     if target.kind == "terminal":

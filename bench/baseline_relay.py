@@ -9,7 +9,7 @@ clients read (``init``, ``token``, ``message_complete``); a ``prompt`` frame bec
 aiohttp process. ``bench.relay`` starts it in its own process and drives it with the same
 synthetic sources and clients as Warren.
 
-Routes: ``POST /sessions`` ``{"agent_url": ...}`` → ``{"session_id": ...}``;
+Routes: ``POST /sessions`` ``{"opencode_url": ...}`` → ``{"session_id": ...}``;
 ``GET /sessions/{id}/ws``; ``GET /healthz``.
 """
 
@@ -55,7 +55,7 @@ class _Init(msgspec.Struct, tag_field="type", tag="init"):
 class _Session:
     """One relayed session: its OpenCode, its SSE reader and its WebSocket clients."""
 
-    agent_url: str
+    opencode_url: str
     opencode_id: str
     clients: set[web.WebSocketResponse] = field(default_factory=set)
     reader: asyncio.Task[None] | None = None
@@ -91,11 +91,11 @@ class BaselineRelay:
 
     async def _create(self, request: web.Request) -> web.Response:
         assert self.http is not None
-        agent_url = str((await request.json())["agent_url"])
-        async with self.http.post(f"{agent_url}/session", json={"title": "relay"}) as r:
+        opencode_url = str((await request.json())["opencode_url"])
+        async with self.http.post(f"{opencode_url}/session", json={"title": "relay"}) as r:
             opencode_id = str((await r.json())["id"])
         session_id = f"b{next(_ids)}"
-        session = _Session(agent_url, opencode_id)
+        session = _Session(opencode_url, opencode_id)
         session.reader = asyncio.create_task(self._read(session))
         self.sessions[session_id] = session
         return web.json_response({"session_id": session_id}, status=201)
@@ -103,7 +103,7 @@ class BaselineRelay:
     async def _read(self, session: _Session) -> None:
         """Relay the session's OpenCode events to its clients, each frame encoded once."""
         assert self.http is not None
-        async with self.http.get(f"{session.agent_url}/event") as r:
+        async with self.http.get(f"{session.opencode_url}/event") as r:
             async for line in r.content:
                 if not line.startswith(b"data: "):
                     continue
@@ -132,7 +132,7 @@ class BaselineRelay:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 if msgspec.json.decode(msg.data, type=_Event).type == "prompt":
-                    url = f"{session.agent_url}/session/{session.opencode_id}/prompt_async"
+                    url = f"{session.opencode_url}/session/{session.opencode_id}/prompt_async"
                     async with self.http.post(url, json={"parts": []}) as r:
                         await r.read()
         finally:

@@ -50,14 +50,14 @@ def _available_kb() -> int:
 
 
 async def add_idle(
-    http: aiohttp.ClientSession, settings: Settings, agent_url: str, count: int
+    http: aiohttp.ClientSession, settings: Settings, opencode_url: str, count: int
 ) -> list[tuple[str, int]]:
-    """``count`` more idle sessions on ``agent_url``, created a few at a time."""
+    """``count`` more idle sessions on ``opencode_url``, created a few at a time."""
     gate = asyncio.Semaphore(_CREATE_AT_ONCE)
 
     async def one() -> tuple[str, int]:
         async with gate:
-            made = await start_sessions(http, settings, [agent_url], [])
+            made = await start_sessions(http, settings, [opencode_url], [])
         return made[0]
 
     return list(await asyncio.gather(*(one() for _ in range(count))))

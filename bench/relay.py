@@ -203,7 +203,7 @@ async def _ws_token(http: aiohttp.ClientSession) -> str:
 async def start_sessions(
     http: aiohttp.ClientSession,
     settings: Settings,
-    agent_urls: Sequence[str],
+    opencode_urls: Sequence[str],
     creation_ms: list[float],
 ) -> list[tuple[str, int]]:
     """A session per synthetic OpenCode, with its actor (created one at a time, timed) and
@@ -212,8 +212,8 @@ async def start_sessions(
     Returns (session id, actor pid) pairs.
     """
     made: list[tuple[str, int]] = []
-    for agent_url in agent_urls:
-        factory = SyntheticSandboxes.factory(agent_url)
+    for opencode_url in opencode_urls:
+        factory = SyntheticSandboxes.factory(opencode_url)
         async with http.post("/api/sessions", json={"title": "relay"}) as r:
             sid = (await r.json())["session_id"]
         started = time.perf_counter()
@@ -266,9 +266,9 @@ async def baseline_relay() -> AsyncIterator[str]:
         await proc.wait()
 
 
-async def connect_baseline(http: aiohttp.ClientSession, url: str, agent_url: str) -> Stream:
-    """A baseline session on the synthetic OpenCode at ``agent_url`` and one client on it."""
-    async with http.post(f"{url}/sessions", json={"agent_url": agent_url}) as r:
+async def connect_baseline(http: aiohttp.ClientSession, url: str, opencode_url: str) -> Stream:
+    """A baseline session on the synthetic OpenCode at ``opencode_url`` and one client on it."""
+    async with http.post(f"{url}/sessions", json={"opencode_url": opencode_url}) as r:
         sid = (await r.json())["session_id"]
     ws = await http.ws_connect(f"{url}/sessions/{sid}/ws", max_msg_size=0)
     return await _open_stream(sid, ws)

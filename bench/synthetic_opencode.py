@@ -212,8 +212,8 @@ class SyntheticSandboxes(SandboxProvider):
         return SandboxHandle(
             sandbox_id=sandbox_id,
             provider=self.name,
-            agent_url=self.url,
-            tools_url=self.url,
+            opencode_url=self.url,
+            sandbox_agent_url=self.url,
             expires_at=time.time() + 24 * 3600,
         )
 

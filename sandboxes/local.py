@@ -150,8 +150,8 @@ class LocalSandboxProvider(SandboxProvider):
         return SandboxHandle(
             sandbox_id=meta.sandbox_id,
             provider=self.name,
-            agent_url=f"http://127.0.0.1:{meta.opencode_port}",
-            tools_url=f"http://127.0.0.1:{meta.agent_port}",
+            opencode_url=f"http://127.0.0.1:{meta.opencode_port}",
+            sandbox_agent_url=f"http://127.0.0.1:{meta.agent_port}",
             preview_url=None,  # the proxy makes one later
             expires_at=meta.expires_at,
             **extra,  # type: ignore[arg-type]

@@ -75,9 +75,9 @@ class SandboxHandle(msgspec.Struct, frozen=True, kw_only=True):
 
     sandbox_id: str
     provider: str
-    agent_url: str
+    opencode_url: str
     """OpenCode's HTTP base URL."""
-    tools_url: str
+    sandbox_agent_url: str
     """The in-sandbox agent's base URL (services, terminal, git)."""
     preview_url: str | None = None
     expires_at: float

@@ -211,8 +211,8 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     stop_reason: str | None
     sandbox_provider: str
     sandbox_id: str | None
-    agent_url: str | None
-    tools_url: str | None
+    opencode_url: str | None
+    sandbox_agent_url: str | None
     preview_url: str | None
     sandbox_expires_at: datetime | None
     snapshot_id: str | None

@@ -188,16 +188,16 @@ async def mark_running(
     *,
     sandbox_id: str,
     provider: str,
-    agent_url: str,
-    tools_url: str,
+    opencode_url: str,
+    sandbox_agent_url: str,
     preview_url: str | None,
     expires_at: datetime,
 ) -> None:
     """The sandbox is up: record it and its URLs; clears pause state."""
     await conn.execute(
         """UPDATE sessions
-           SET status = 'running', sandbox_id = $2, sandbox_provider = $3, agent_url = $4,
-               tools_url = $5, preview_url = $6, sandbox_expires_at = $7,
+           SET status = 'running', sandbox_id = $2, sandbox_provider = $3, opencode_url = $4,
+               sandbox_agent_url = $5, preview_url = $6, sandbox_expires_at = $7,
                pause_reason = NULL, paused_at = NULL, stop_reason = NULL,
                started_at = COALESCE(started_at, now()), last_activity_at = now(),
                updated_at = now()
@@ -205,8 +205,8 @@ async def mark_running(
         session_id,
         sandbox_id,
         provider,
-        agent_url,
-        tools_url,
+        opencode_url,
+        sandbox_agent_url,
         preview_url,
         expires_at,
     )
@@ -249,8 +249,8 @@ async def mark_stopped(
     status = await conn.execute(
         """UPDATE sessions
            SET status = 'stopped', stop_reason = $2, outcome = COALESCE($3, outcome),
-               summary = COALESCE($4, summary), sandbox_id = NULL, agent_url = NULL,
-               tools_url = NULL, ended_at = COALESCE(ended_at, now()), updated_at = now()
+               summary = COALESCE($4, summary), sandbox_id = NULL, opencode_url = NULL,
+               sandbox_agent_url = NULL, ended_at = COALESCE(ended_at, now()), updated_at = now()
            WHERE id = $1 AND status <> 'stopped'""",
         session_id,
         reason,
@@ -263,7 +263,7 @@ async def mark_stopped(
 async def clear_sandbox(conn: Conn, session_id: uuid.UUID, sandbox_id: str) -> None:
     """Forget a sandbox that is gone (compare-and-set on its id)."""
     await conn.execute(
-        """UPDATE sessions SET sandbox_id = NULL, agent_url = NULL, tools_url = NULL,
+        """UPDATE sessions SET sandbox_id = NULL, opencode_url = NULL, sandbox_agent_url = NULL,
                updated_at = now()
            WHERE id = $1 AND sandbox_id = $2""",
         session_id,
@@ -358,7 +358,7 @@ async def mark_paused(
     status = await conn.execute(
         """UPDATE sessions
            SET status = 'paused', pause_reason = $4, paused_at = now(), snapshot_id = $3,
-               sandbox_id = NULL, agent_url = NULL, tools_url = NULL, preview_url = NULL,
+               sandbox_id = NULL, opencode_url = NULL, sandbox_agent_url = NULL, preview_url = NULL,
                sandbox_expires_at = NULL, updated_at = now()
            WHERE id = $1 AND sandbox_id = $2 AND status <> 'stopped'""",
         session_id,
@@ -378,8 +378,8 @@ async def move_sandbox(
     *,
     old_sandbox_id: str,
     sandbox_id: str,
-    agent_url: str,
-    tools_url: str,
+    opencode_url: str,
+    sandbox_agent_url: str,
     preview_url: str | None,
     expires_at: datetime,
     snapshot_id: str,
@@ -392,14 +392,14 @@ async def move_sandbox(
     """
     status = await conn.execute(
         """UPDATE sessions
-           SET sandbox_id = $3, agent_url = $4, tools_url = $5, preview_url = $6,
+           SET sandbox_id = $3, opencode_url = $4, sandbox_agent_url = $5, preview_url = $6,
                sandbox_expires_at = $7, snapshot_id = $8, updated_at = now()
            WHERE id = $1 AND sandbox_id = $2 AND status = 'running'""",
         session_id,
         old_sandbox_id,
         sandbox_id,
-        agent_url,
-        tools_url,
+        opencode_url,
+        sandbox_agent_url,
         preview_url,
         expires_at,
         snapshot_id,

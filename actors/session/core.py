@@ -402,8 +402,8 @@ class SessionCore:
                 self.sid,
                 sandbox_id=handle.sandbox_id,
                 provider=handle.provider,
-                agent_url=handle.agent_url,
-                tools_url=handle.tools_url,
+                opencode_url=handle.opencode_url,
+                sandbox_agent_url=handle.sandbox_agent_url,
                 preview_url=handle.preview_url,
                 expires_at=datetime.fromtimestamp(handle.expires_at, UTC),
             )

@@ -123,10 +123,10 @@ class Runtime:
     async def ensure_sandbox(self, opts: CreateSandboxOptions) -> SandboxHandle:
         """Recover the sandbox, restore it from a snapshot, or boot a new one."""
         self.handle = await self.provider.ensure_sandbox(opts)
-        if self.client is None or self.client.base_url != self.handle.agent_url.rstrip("/"):
+        if self.client is None or self.client.base_url != self.handle.opencode_url.rstrip("/"):
             if self.client is not None:
                 await self.client.close()
-            self.client = OpenCodeClient(self.handle.agent_url)
+            self.client = OpenCodeClient(self.handle.opencode_url)
         return self.handle
 
     async def ensure_agent_session(self, known_id: str | None, title: str) -> tuple[str, bool]:

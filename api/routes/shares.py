@@ -106,7 +106,7 @@ async def _shared(request: Request, share_id: str) -> tuple[ShareRecord, Session
 
 
 async def _preview_src(request: Request, share: ShareRecord, record: SessionRecord) -> str | None:
-    if record.status != "running" or not record.tools_url:
+    if record.status != "running" or not record.sandbox_agent_url:
         return None
     settings = _state(request).settings
     try:

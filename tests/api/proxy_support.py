@@ -130,7 +130,7 @@ class Sandbox:
         return str(self.record.id)
 
     @property
-    def tools_url(self) -> str:
+    def sandbox_agent_url(self) -> str:
         """The agent's base URL."""
         return f"http://127.0.0.1:{self.agent_port}"
 
@@ -139,7 +139,7 @@ class Sandbox:
         headers = {"Authorization": f"Bearer {self.token}"}
         async with aiohttp.ClientSession() as client:
             async with client.post(
-                f"{self.tools_url}/api/expose", json={"port": port}, headers=headers
+                f"{self.sandbox_agent_url}/api/expose", json={"port": port}, headers=headers
             ) as resp:
                 assert resp.status == 200, await resp.text()
 
@@ -213,8 +213,8 @@ async def running_sandbox(
             record.id,
             sandbox_id=f"test-{record.id.hex[:12]}",
             provider="local",
-            agent_url=upstream.url,
-            tools_url=f"http://127.0.0.1:{port}",
+            opencode_url=upstream.url,
+            sandbox_agent_url=f"http://127.0.0.1:{port}",
             preview_url=None,
             expires_at=record.created_at.replace(year=record.created_at.year + 1),
         )

@@ -43,7 +43,7 @@ async def test_create_read_list_rename_delete(account: AccountFactory) -> None:
     assert view["title"] == "First" and view["status"] == "pending"
     assert view["client_type"] == "web" and view["session_type"] == "coding"
     assert view["initial_prompt"] == "hello" and view["agent_config"] == {"model_id": "scripted"}
-    assert "agent_url" not in view and "sandbox_id" not in view
+    assert "opencode_url" not in view and "sandbox_id" not in view
 
     status, got = await call(owner.client, "GET", f"/api/sessions/{sid}")
     assert status == 200 and got == view

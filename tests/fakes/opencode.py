@@ -480,8 +480,8 @@ class FakeSandboxProvider(SandboxProvider):
         return SandboxHandle(
             sandbox_id=sandbox_id,
             provider=self.name,
-            agent_url=self.opencode_url,
-            tools_url=self.opencode_url,
+            opencode_url=self.opencode_url,
+            sandbox_agent_url=self.opencode_url,
             expires_at=time.time() + 3600,
             recovered=recovered,
         )

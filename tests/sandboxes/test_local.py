@@ -114,8 +114,8 @@ async def test_create_clones_repo_and_records_boot_phases(booted: Booted) -> Non
 
 
 async def test_opencode_and_agent_answer_on_their_urls(booted: Booted) -> None:
-    assert await _get(booted.handle.agent_url + "/global/health") == 200
-    assert await _get(booted.handle.tools_url + "/api/health") == 200
+    assert await _get(booted.handle.opencode_url + "/global/health") == 200
+    assert await _get(booted.handle.sandbox_agent_url + "/api/health") == 200
 
 
 async def test_each_process_has_its_own_group_and_only_warrens_env(booted: Booted) -> None:
@@ -152,7 +152,7 @@ async def test_exec_sees_only_warrens_environment(booted: Booted) -> None:
         "WARREN_AGENT_HOST",
     }
     assert env["WARREN_AGENT_HOST"] == "127.0.0.1"
-    assert env["WARREN_AGENT_PORT"] == booted.handle.tools_url.rsplit(":", 1)[1]
+    assert env["WARREN_AGENT_PORT"] == booted.handle.sandbox_agent_url.rsplit(":", 1)[1]
 
 
 async def test_exec_runs_in_the_workspace_and_confines_cwd(booted: Booted) -> None:
@@ -218,9 +218,9 @@ async def test_check_and_resolve_report_the_live_sandbox(booted: Booted) -> None
     assert (live.alive, live.expired) == (True, False)
     assert not gone.alive and not junk.alive
     resolved = await booted.provider.resolve_tunnels(sid)
-    assert (resolved.agent_url, resolved.tools_url) == (
-        booted.handle.agent_url,
-        booted.handle.tools_url,
+    assert (resolved.opencode_url, resolved.sandbox_agent_url) == (
+        booted.handle.opencode_url,
+        booted.handle.sandbox_agent_url,
     )
     with pytest.raises(SandboxNotFound):
         await booted.provider.resolve_tunnels(unknown)
@@ -234,7 +234,7 @@ async def test_recovery_after_a_control_plane_restart(booted: Booted) -> None:
     handle = await restarted.ensure_sandbox(opts)
     assert handle.recovered
     assert handle.sandbox_id == booted.handle.sandbox_id
-    assert handle.agent_url == booted.handle.agent_url
+    assert handle.opencode_url == booted.handle.opencode_url
     assert handle.boot_phases == {}
 
 
@@ -266,20 +266,20 @@ async def test_write_env_file_replaces_the_spec_and_the_files(booted: Booted) ->
 # -- snapshot, pause, restore -----------------------------------------------------------------
 
 
-async def _open_opencode_session(agent_url: str) -> str:
+async def _open_opencode_session(opencode_url: str) -> str:
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
-        http.post(agent_url + "/session", json={"title": "kept across restore"}) as response,
+        http.post(opencode_url + "/session", json={"title": "kept across restore"}) as response,
     ):
         assert response.status == 200
         session_id: str = (await response.json())["id"]
         return session_id
 
 
-async def _opencode_session_ids(agent_url: str) -> set[str]:
+async def _opencode_session_ids(opencode_url: str) -> set[str]:
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
-        http.get(agent_url + "/session") as response,
+        http.get(opencode_url + "/session") as response,
     ):
         return {item["id"] for item in await response.json()}
 
@@ -296,7 +296,7 @@ async def test_snapshot_terminate_restore_gives_an_identical_workspace(
         "commit -qm work"
     )
     assert (await provider.exec(first.sandbox_id, ["sh", "-c", script])).exit_code == 0
-    oc_session = await _open_opencode_session(first.agent_url)
+    oc_session = await _open_opencode_session(first.opencode_url)
     workspace = provider.root / first.sandbox_id / "workspace"
     before = tree_digest(workspace)
     del before[".env"]  # secret files are left out of snapshots and written again on boot
@@ -323,7 +323,7 @@ async def test_snapshot_terminate_restore_gives_an_identical_workspace(
     after = tree_digest(provider.root / restored.sandbox_id / "workspace")
     assert after.pop(".env").endswith(":-")  # written again on boot
     assert after == before
-    assert oc_session in await _opencode_session_ids(restored.agent_url)
+    assert oc_session in await _opencode_session_ids(restored.opencode_url)
 
 
 async def test_pause_stops_everything_and_resume_restores(

@@ -162,8 +162,8 @@ async def test_lifecycle_updates(pool: asyncpg.Pool, make_user: UserFactory) -> 
         record.id,
         sandbox_id="sb1",
         provider="local",
-        agent_url="http://a",
-        tools_url="http://t",
+        opencode_url="http://a",
+        sandbox_agent_url="http://t",
         preview_url=None,
         expires_at=datetime.now(UTC),
     )
