@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsClientError
 
-from actors.pool import ACK, Outcome, PullLoop
+from actors.pool import ACK, DeadLetters, Outcome, PullLoop
 from actors.session.log import EventLog, read_events
 from actors.triggers import consumer_spec
 from core.bus import NatsRole, Subjects, connect, declare_streams, inbox_prefix
@@ -109,7 +109,11 @@ async def test_each_role_does_its_work_through_warrens_code(
         await received.put(msg)
         return ACK
 
-    loop = asyncio.create_task(PullLoop(pool_js, consumer_spec(subjects), handle).run())
+    spec = consumer_spec(subjects)
+    # The handler acks everything, so nothing is parked: no database behind the dead letters
+    # (their NATS notice is published by the pool role below).
+    parking = DeadLetters(None, pool_js, subjects, spec)  # type: ignore[arg-type]
+    loop = asyncio.create_task(PullLoop(pool_js, spec, handle, parking).run())
     try:
         msg = await asyncio.wait_for(received.get(), timeout=30)
         assert msg.data == b'{"webhook":1}'

@@ -43,8 +43,9 @@ RETRY_SECONDS = 0.2
 
 @pytest.fixture
 def nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    """A nats-server of this test only."""
-    server = EmbeddedNats(tmp_path / "nats")
+    """A nats-server of this test only, with the stack's users and permissions for its own
+    prefix (the ingress connects as the ingress role, as in `./warren up`)."""
+    server = EmbeddedNats(tmp_path / "nats", prefix=f"wn{secrets.token_hex(4)}")
     server.start()
     try:
         yield server
@@ -69,7 +70,8 @@ async def ingress(
         settings,
         database_url=database_url,
         nats_url=nats.url,
-        nats_prefix=f"wn{secrets.token_hex(4)}",
+        nats_prefix=nats.subjects.prefix,
+        nats_credentials_ingress=nats.credentials("ingress"),
         http_port=free_port(),
         data_dir=str(tmp_path / "data"),
     )
@@ -205,7 +207,7 @@ async def test_acked_webhooks_survive_a_nats_restart(ingress: Ingress, nats: Emb
     assert accepted_before < DELIVERIES, "the restart happened after the load"
     assert sum(seen.refused.values()) > 0
     # Stored exactly once each: none lost, none doubled by a redelivery.
-    stored = await _stored_issues(nats.url, ingress.settings.nats_prefix)
+    stored = await _stored_issues(nats.admin_url, ingress.settings.nats_prefix)
     print(
         f"{DELIVERIES} deliveries, {accepted_before} accepted before the stop, "
         f"{sum(seen.refused.values())} refusals over {len(seen.refused)} deliveries, "
