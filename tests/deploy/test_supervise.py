@@ -32,6 +32,14 @@ def run(tmp_path: Path) -> Iterator[stack.Stack]:
     running_stack.nats.stop()
 
 
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
 def _kill(server: EmbeddedNats) -> int:
     pid = server.pid
     assert pid is not None
@@ -73,10 +81,11 @@ def test_the_stack_stops_after_the_bounded_restarts_fail(
     server = run.nats
     assert server is not None
     _kill(server)
-    # Another process takes the port, so every restart fails.
+    # Another process takes the port, so every restart fails. The killed server's socket
+    # closes a moment after its pid is gone: bind once the port is free.
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", server.port))
+        assert wait_until(lambda: _bound(squatter, server.port), 10)
         squatter.listen()
         with pytest.raises(SupervisionFailed, match="nats exited and 3 restarts failed"):
             run.watch(run.supervisor(attempts=3, base=0.01))
